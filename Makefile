@@ -1,0 +1,55 @@
+# tpmap: `make help` lists the targets. Everything runs with .venv/bin/python explicitly.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# Touched after a successful install, so the venv is reinstalled only when the lock changes.
+VENV_STAMP := $(VENV)/.installed-lock
+
+.PHONY: help venv up down status run test lint schemas bench lock
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## create .venv and install requirements.lock (again only when it changes)
+
+$(VENV_STAMP): requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	touch $@
+
+up: venv ## start Kafka, PostgreSQL, the topics and every service that exists
+	$(PY) -m deploy.local up
+
+down: venv ## stop everything `up` started (data is kept in .local/)
+	$(PY) -m deploy.local down
+
+status: venv ## say what is running, on which ports
+	$(PY) -m deploy.local status
+
+run: up ## the platform ready to use (for now `up`; the demo population comes later)
+
+test: venv ## pytest; tests that need Kafka/PostgreSQL start the local stack themselves
+	$(PY) -m pytest
+
+lint: venv ## ruff check, ruff format --check, mypy (config in pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+schemas: venv ## write the JSON Schemas (docs/schemas/) and example requests (docs/examples/)
+	$(PY) -m services.contracts schemas docs/schemas
+	$(PY) -m services.ingest examples docs/examples
+
+bench: ## benchmarks (none yet)
+	@echo "bench: there are no benchmark scenarios yet; they arrive with a later issue" >&2
+	@exit 1
+
+lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
+	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--generate-hashes -o requirements.lock

@@ -1,0 +1,1 @@
+"""Deployment of tpmap: the local stack (deploy.local); container manifests live beside it."""
