@@ -19,7 +19,8 @@ VILLAGES = ("49010101", "49010102", "49020301", "49050601")
 
 
 def citizen_id(n: int) -> str:
-    """The n-th synthetic citizen ID (prefix 9, which no real ID series uses in tests here)."""
+    """The n-th synthetic citizen ID. It starts with 9, which is not a category of Thai citizen ID
+    (categories are 0-8), so it can never be a real person's."""
     return with_check_digit(f"9{n:011d}")
 
 

@@ -101,6 +101,10 @@ class RejectedRecord(EventModel):
         description="The record as sent: UTF-8 text, or base64 if it was not UTF-8"
     )
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    payload_bytes: int = Field(ge=0, description="Size of the record as sent")
+    truncated: bool = Field(
+        default=False, description="True when only the first bytes are kept (over the size limit)"
+    )
     errors: list[FieldError]
     received_at: datetime
 

@@ -383,7 +383,7 @@ class CivilEvent(RecordModel):
 
 
 Record = BmnHousehold | WelfareRegistration | CivilEvent
-R = TypeVar("R", BmnHousehold, WelfareRegistration, CivilEvent)
+R = TypeVar("R", bound=RecordModel)
 
 
 def field_errors(error: ValidationError) -> list[FieldError]:

@@ -29,6 +29,13 @@ class TopicSpec:
     partitions: int = KEYED_PARTITIONS
     retention_ms: int = KEEP_FOREVER_MS
 
+    def require_event_type(self) -> str:
+        """The envelope type this topic carries; raw topics carry none."""
+        if self.event_type is None:
+            msg = f"topic {self.name} carries raw agency records, not events"
+            raise ValueError(msg)
+        return self.event_type
+
     def configs(self) -> dict[str, str]:
         """Topic-level broker configs for creation."""
         configs: dict[str, str] = {"cleanup.policy": self.cleanup_policy}

@@ -22,7 +22,9 @@ THAI_HOUSE_NO = "99/1 หมู่ 3 บ้านคำตุนาง"
 
 def thai_envelope() -> Envelope[BmnHousehold]:
     record = parse_record(BmnHousehold, household(house_no=THAI_HOUSE_NO))
-    return envelope(BMN_HOUSEHOLDS.event_type or "", "/tests", record, subject=record.household_id)
+    return envelope(
+        BMN_HOUSEHOLDS.require_event_type(), "/tests", record, subject=record.household_id
+    )
 
 
 async def test_envelope_with_thai_text_round_trips_through_kafka(kafka_bootstrap: str) -> None:
