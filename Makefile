@@ -45,9 +45,9 @@ schemas: venv ## write the JSON Schemas (docs/schemas/) and example requests (do
 	$(PY) -m services.contracts schemas docs/schemas
 	$(PY) -m services.ingest examples docs/examples
 
-bench: ## benchmarks (none yet)
-	@echo "bench: there are no benchmark scenarios yet; they arrive with a later issue" >&2
-	@exit 1
+bench: venv ## benchmarks against the local stack; results in bench/results/
+	$(PY) -m deploy.local up --infra-only
+	$(PY) -m bench.ingest
 
 lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
 	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet --disable-pip-version-check uv

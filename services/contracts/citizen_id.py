@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import operator
 import re
 
 _DIGITS_13 = re.compile(r"[0-9]{13}")  # ASCII only: \d and str.isdigit accept Thai digits
 _VISIBLE_TAIL = 4
 
 
+_WEIGHTS = tuple(range(13, 1, -1))
+# Summing character codes counts ord("0") once per weight; subtract that back.
+_ZERO_OFFSET = ord("0") * sum(_WEIGHTS)
+
+
 def check_digit(first_twelve: str) -> int:
     """The 13th digit for the first twelve: (11 - sum(d[i] * (13 - i)) % 11) % 10."""
-    total = sum(int(d) * (13 - i) for i, d in enumerate(first_twelve))
+    total: int = sum(map(operator.mul, first_twelve.encode("ascii"), _WEIGHTS)) - _ZERO_OFFSET
     return (11 - total % 11) % 10
 
 

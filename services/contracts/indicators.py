@@ -7,13 +7,14 @@ here is derived from it.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from importlib.resources import files
 from typing import Literal
 
 Unit = Literal["household", "person"]
+MAX_AGE = 130
 IndicatorResult = Literal["pass", "fail", "na"]
 
 
@@ -105,6 +106,32 @@ class IndicatorSet:
     last_year: int
     income_threshold_baht: int
     indicators: tuple[Indicator, ...]
+    # Indicators by their key in a record's `indicators` ("1".."31"): validation's hot path.
+    by_key: dict[str, Indicator] = field(init=False, repr=False, compare=False)
+
+    household_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    _person_keys_by_age: tuple[frozenset[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_key", {str(i.number): i for i in self.indicators})
+        object.__setattr__(
+            self,
+            "household_keys",
+            frozenset(str(i.number) for i in self.indicators if i.unit == "household"),
+        )
+        person_keys_by_age = tuple(
+            frozenset(
+                str(i.number)
+                for i in self.indicators
+                if i.unit == "person" and i.applies_to_age(age)
+            )
+            for age in range(MAX_AGE + 1)
+        )
+        object.__setattr__(self, "_person_keys_by_age", person_keys_by_age)
+
+    def person_keys_for_age(self, age: int) -> frozenset[str]:
+        """Keys of the person-unit indicators that apply to a person of this age."""
+        return self._person_keys_by_age[age] if 0 <= age <= MAX_AGE else frozenset()
 
     def get(self, number: int) -> Indicator | None:
         if 1 <= number <= len(self.indicators):

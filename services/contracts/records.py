@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -29,10 +29,11 @@ from services.contracts.areas import village_code_problem
 from services.contracts.citizen_id import citizen_id_problem, mask_citizen_id
 from services.contracts.indicators import (
     INCOME_INDICATOR,
+    MAX_AGE,
     IndicatorResult,
     IndicatorSet,
+    Unit,
     indicator_set_for,
-    indicator_sets,
     supported_years,
 )
 
@@ -153,58 +154,63 @@ IsoDatetime = Annotated[
 ]
 
 
-def _check_indicator_key(value: str) -> str:
-    count = len(indicator_sets()[0].indicators)
-    if not (
-        value.isascii()
-        and value.isdigit()
-        and str(int(value)) == value
-        and 1 <= int(value) <= count
-    ):
-        raise _error(
-            "indicator_key", "unknown indicator {key!r}; indicators are numbered 1-31", key=value
-        )
-    return value
+# Keys are checked against the survey year's indicator set in BmnHousehold's model validator.
+IndicatorResults = dict[str, IndicatorResult]
 
 
-IndicatorKey = Annotated[str, AfterValidator(_check_indicator_key)]
-IndicatorResults = dict[IndicatorKey, IndicatorResult]
-
-
-class RecordModel(BaseModel):
-    """Base of every external record: strict types, read-only, unknown fields refused at the door."""
+class RecordPart(BaseModel):
+    """Base of every external record and its parts: strict types, read-only."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class RecordModel(RecordPart):
+    """A whole external record, as agencies send it."""
+
+    # Fields holding lists of nested records, checked for unknown fields with their parent.
+    _nested_records: ClassVar[dict[str, type[RecordPart]]] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_unknown_fields(cls, data: Any, info: ValidationInfo) -> Any:
+        # Only at the door (parse_record), and once per record rather than once per nested part:
+        # this runs for every record ingest receives.
         if not (info.context or {}).get("forbid_unknown_fields") or not isinstance(data, dict):
             return data
-        unknown = sorted(str(k) for k in data if k not in cls.model_fields)
-        if unknown:
-            known = ", ".join(cls.model_fields)
-            raise ValidationError.from_exception_data(
-                cls.__name__,
-                [
-                    InitErrorDetails(
-                        type=_error(
-                            "unknown_field", "unknown field; expected one of: {known}", known=known
-                        ),
-                        loc=(name,),
-                        input=data[name],
-                    )
-                    for name in unknown
-                ],
-            )
+        problems = _unknown_fields(cls, data, ())
+        for name, model in cls._nested_records.items():
+            items = data.get(name)
+            if isinstance(items, list):
+                for index, item in enumerate(items):
+                    if isinstance(item, dict):
+                        problems.extend(_unknown_fields(model, item, (name, index)))
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
         return data
 
 
-class Member(RecordModel):
+def _unknown_fields(
+    model: type[RecordPart], data: dict[Any, Any], loc: tuple[str | int, ...]
+) -> list[InitErrorDetails]:
+    fields = model.__pydantic_fields__
+    if data.keys() <= fields.keys():
+        return []
+    known = ", ".join(fields)
+    return [
+        InitErrorDetails(
+            type=_error("unknown_field", "unknown field; expected one of: {known}", known=known),
+            loc=(*loc, str(name)),
+            input=data[name],
+        )
+        for name in sorted(data.keys() - fields.keys(), key=str)
+    ]
+
+
+class Member(RecordPart):
     """A household member and their person-unit indicator results."""
 
     citizen_id: CitizenId = Field(description="13-digit citizen ID with its mod-11 check digit")
-    age: int = Field(ge=0, le=130)
+    age: int = Field(ge=0, le=MAX_AGE)
     sex: Literal["M", "F"]
     disabled: bool = False
     chronic_patient: bool = False
@@ -234,14 +240,15 @@ class BmnHousehold(RecordModel):
     members: list[Member] = Field(min_length=1, max_length=MAX_MEMBERS)
     source: Literal["bmn", "field"] = "bmn"
 
+    _nested_records: ClassVar[dict[str, type[RecordPart]]] = {"members": Member}
+
     @model_validator(mode="after")
     def _check_against_indicator_set(self) -> Self:
         indicator_set = indicator_set_for(self.survey_year)
         if indicator_set is None:  # already reported on survey_year
             return self
         problems = [
-            *self._unit_problems(indicator_set),
-            *self._age_problems(indicator_set),
+            *self._indicator_problems(indicator_set),
             *self._income_problems(indicator_set),
             *self._duplicate_member_problems(),
         ]
@@ -249,64 +256,33 @@ class BmnHousehold(RecordModel):
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
 
-    def _unit_problems(self, indicator_set: IndicatorSet) -> list[InitErrorDetails]:
-        problems = []
-        for key, result in self.indicators.items():
-            indicator = indicator_set.get(int(key))
-            if indicator is not None and indicator.unit == "person":
-                problems.append(
-                    InitErrorDetails(
-                        type=_error(
-                            "indicator_unit",
-                            "indicator {n} is a person-unit indicator: give it on each member, not on the household",
-                            n=key,
-                        ),
-                        loc=("indicators", key),
-                        input=result,
-                    )
+    def _indicator_problems(self, indicator_set: IndicatorSet) -> list[InitErrorDetails]:
+        """Unknown indicator numbers, results given at the wrong unit, and person-unit results
+        outside the indicator's age range."""
+        # Fast path (set operations in C): every key known, at its unit, and within the age range.
+        if self.indicators.keys() <= indicator_set.household_keys and all(
+            m.indicators.keys() <= indicator_set.person_keys_for_age(m.age) for m in self.members
+        ):
+            return []
+        problems = [
+            _indicator_problem(
+                indicator_set, key, result, unit="household", age=None, loc=("indicators", key)
+            )
+            for key, result in self.indicators.items()
+        ]
+        for index, member in enumerate(self.members):
+            problems.extend(
+                _indicator_problem(
+                    indicator_set,
+                    key,
+                    result,
+                    unit="person",
+                    age=member.age,
+                    loc=("members", index, "indicators", key),
                 )
-        for index, member in enumerate(self.members):
-            for key, result in member.indicators.items():
-                indicator = indicator_set.get(int(key))
-                if indicator is not None and indicator.unit == "household":
-                    problems.append(
-                        InitErrorDetails(
-                            type=_error(
-                                "indicator_unit",
-                                "indicator {n} is a household-unit indicator: give it once in the household's indicators",
-                                n=key,
-                            ),
-                            loc=("members", index, "indicators", key),
-                            input=result,
-                        )
-                    )
-        return problems
-
-    def _age_problems(self, indicator_set: IndicatorSet) -> list[InitErrorDetails]:
-        problems = []
-        for index, member in enumerate(self.members):
-            for key, result in member.indicators.items():
-                indicator = indicator_set.get(int(key))
-                if (
-                    indicator is not None
-                    and indicator.unit == "person"
-                    and result != "na"
-                    and not indicator.applies_to_age(member.age)
-                ):
-                    problems.append(
-                        InitErrorDetails(
-                            type=_error(
-                                "indicator_age",
-                                "indicator {n} applies to ages {ages}; a member aged {age} must have na or no result",
-                                n=key,
-                                ages=indicator.ages,
-                                age=member.age,
-                            ),
-                            loc=("members", index, "indicators", key),
-                            input=result,
-                        )
-                    )
-        return problems
+                for key, result in member.indicators.items()
+            )
+        return [p for p in problems if p is not None]
 
     def _income_problems(self, indicator_set: IndicatorSet) -> list[InitErrorDetails]:
         key = str(INCOME_INDICATOR)
@@ -360,6 +336,49 @@ class BmnHousehold(RecordModel):
         return (
             "fail" if self.income_per_capita_baht < indicator_set.income_threshold_baht else "pass"
         )
+
+
+def _indicator_problem(
+    indicator_set: IndicatorSet,
+    key: str,
+    result: IndicatorResult,
+    *,
+    unit: Unit,
+    age: int | None,
+    loc: tuple[str | int, ...],
+) -> InitErrorDetails | None:
+    indicator = indicator_set.by_key.get(key)
+    if indicator is None:
+        count = len(indicator_set.indicators)
+        problem = _error(
+            "indicator_key",
+            "unknown indicator {key!r}; indicators are numbered 1-{count}",
+            key=key,
+            count=count,
+        )
+    elif indicator.unit != unit:
+        where = (
+            "on each member, not on the household"
+            if unit == "household"
+            else "once in the household's indicators"
+        )
+        problem = _error(
+            "indicator_unit",
+            "indicator {n} is a {unit}-unit indicator: give it " + where,
+            n=key,
+            unit=indicator.unit,
+        )
+    elif age is not None and result != "na" and not indicator.applies_to_age(age):
+        problem = _error(
+            "indicator_age",
+            "indicator {n} applies to ages {ages}; a member aged {age} must have na or no result",
+            n=key,
+            ages=indicator.ages,
+            age=age,
+        )
+    else:
+        return None
+    return InitErrorDetails(type=problem, loc=loc, input=result)
 
 
 class WelfareRegistration(RecordModel):

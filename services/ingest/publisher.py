@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from services.ingest.validation import Message
 
@@ -22,12 +22,13 @@ class KafkaUnavailableError(Exception):
 class Publisher:
     def __init__(self, bootstrap_servers: str, timeout_seconds: float, max_in_flight: int) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self.timeout_seconds = timeout_seconds
         self._timeout_ms = int(timeout_seconds * 1000)
         self._max_in_flight = max_in_flight
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
 
-    async def _started(self) -> AIOKafkaProducer:
+    async def producer(self) -> AIOKafkaProducer:
         # Started on first use, not at boot: the service comes up (and says it is not ready)
         # while Kafka is down, and starts producing as soon as Kafka is back.
         if self._producer is not None:
@@ -53,7 +54,7 @@ class Publisher:
 
     async def ready(self) -> bool:
         try:
-            producer = await self._started()
+            producer = await self.producer()
             return bool(await asyncio.wait_for(producer.client.force_metadata_update(), 3))
         except (KafkaUnavailableError, KafkaError, OSError, TimeoutError):
             return False
@@ -72,6 +73,24 @@ class Publisher:
             await self._producer.stop()
             self._producer = None
 
+    async def discard(self) -> None:
+        """Drops the producer with whatever it has not delivered, so that a request answered 503
+        is not published later behind the client's back (which its resend would duplicate).
+
+        An idempotent aiokafka producer retries undelivered batches forever and has no call to
+        drop them; cancelling its sender task is the only way (aiokafka internals)."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        sender = getattr(producer, "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        if task is not None:
+            task.cancel()
+        try:
+            await asyncio.wait_for(producer.stop(), self.timeout_seconds)
+        except (KafkaError, OSError, TimeoutError) as error:
+            log.warning("discarded producer did not stop cleanly: %s", error)
+
 
 class PublishBatch:
     """The messages of one request: `wait()` returns once Kafka has acknowledged every one."""
@@ -83,9 +102,14 @@ class PublishBatch:
         self.sent = 0
 
     async def send(self, message: Message) -> None:
-        producer = await self._publisher._started()
+        producer = await self._publisher.producer()
         try:
+            # send() waits while the producer's buffer is full (the backpressure), at most the
+            # request timeout.
             future = await producer.send(message.topic, message.value, key=message.key)
+        except KafkaTimeoutError:
+            await self._publisher.discard()
+            raise KafkaUnavailableError("Kafka accepted no more messages in time") from None
         except (KafkaError, OSError) as error:
             raise KafkaUnavailableError(str(error) or type(error).__name__) from error
         self._pending.append(future)
@@ -95,7 +119,14 @@ class PublishBatch:
 
     async def wait(self) -> None:
         pending, self._pending = self._pending, []
-        results = await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*pending, return_exceptions=True), self._publisher.timeout_seconds
+            )
+        except TimeoutError:
+            await self._publisher.discard()
+            msg = f"no acknowledgement from Kafka within {self._publisher.timeout_seconds} s"
+            raise KafkaUnavailableError(msg) from None
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             log.warning(

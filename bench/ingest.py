@@ -1,0 +1,258 @@
+"""Ingest benchmarks: NDJSON throughput of one process, single-record latency at a fixed rate,
+and peak memory on a large streamed upload. Runs against the local stack (make up).
+
+    python -m bench.ingest [--households N] [--rate R] [--seconds S] [--large-mb M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from deploy.local.layout import StackLayout
+from deploy.local.ports import any_free_port
+from services.contracts.citizen_id import with_check_digit
+from services.contracts.topics import BMN_HOUSEHOLDS
+from services.ingest.api_keys import new_key
+from services.ingest.store import Store, migrate
+
+RESULTS = Path(__file__).parent / "results"
+VILLAGES = ("49010101", "49010102", "49020301", "49050601", "30010101", "30020201")
+MEMBERS_PER_HOUSEHOLD = 3  # TPMAP 2561: 36.6 M persons in 12.9 M households = 2.8
+
+
+def households(count: int, run: str) -> Iterator[bytes]:
+    """Synthetic NDJSON households; citizen IDs start with 9, never a real ID's category."""
+    for n in range(count):
+        members = [
+            {
+                "citizen_id": with_check_digit(f"9{(n * MEMBERS_PER_HOUSEHOLD + m) % 10**11:011d}"),
+                "age": (n + m * 23) % 90,
+                "sex": "MF"[m % 2],
+                "indicators": {"7": "pass", "24": "pass", "25": "fail"}
+                if (n + m * 23) % 90 >= 15
+                else {},
+            }
+            for m in range(MEMBERS_PER_HOUSEHOLD)
+        ]
+        record: dict[str, Any] = {
+            "household_id": f"bench-{run}-{n}",
+            "survey_year": 2561,
+            "village_code": VILLAGES[n % len(VILLAGES)],
+            "house_no": f"{n % 300} หมู่ {n % 12 + 1}",
+            "income_per_capita_baht": 20_000 + n % 40_000,
+            "indicators": {str(i): "pass" for i in (4, 5, 8, 9, 10, 11)},
+            "members": members,
+        }
+        yield orjson.dumps(record) + b"\n"
+
+
+def start_ingest(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = any_free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.ingest"],
+            env={
+                **env,
+                "INGEST_PORT": str(port),
+                "INGEST_RAW_CONSUMER": "false",
+                "INGEST_LOG_LEVEL": "WARNING",
+            },
+            stdout=out,
+            stderr=out,
+        )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"ingest did not become ready; see {log}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def stream_upload(
+    url: str, key: str, lines: Iterator[bytes], chunk_bytes: int = 256 * 1024
+) -> tuple[dict[str, Any], int]:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        buffer: list[bytes] = []
+        size = 0
+        for line in lines:
+            buffer.append(line)
+            size += len(line)
+            if size >= chunk_bytes:
+                sent += size
+                yield b"".join(buffer)
+                buffer, size = [], 0
+        sent += size
+        yield b"".join(buffer)
+
+    async with httpx.AsyncClient(timeout=3600) as client:
+        response = await client.post(
+            f"{url}/v1/bmn/households",
+            content=chunks(),
+            headers={"authorization": f"Bearer {key}", "content-type": "application/x-ndjson"},
+        )
+    response.raise_for_status()
+    return response.json(), sent
+
+
+async def fixed_rate(url: str, key: str, rate: float, seconds: float, run: str) -> list[float]:
+    """Open loop: a request every 1/rate s whatever the replies do; returns latencies in ms."""
+    bodies = list(households(int(rate * seconds), f"{run}-single"))
+    latencies: list[float] = []
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/x-ndjson"}
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def one(body: bytes) -> None:
+            started = time.perf_counter()
+            response = await client.post(f"{url}/v1/bmn/households", content=body, headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+
+        tasks = []
+        begin = time.perf_counter()
+        for index, body in enumerate(bodies):
+            delay = begin + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
+
+
+async def create_key(database_url: str) -> str:
+    store = await Store.connect(database_url)
+    try:
+        key = new_key()
+        await store.add_key(key, "BENCH", ["bmn"], "benchmark")
+        return key.token
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--households", type=int, default=100_000, help="households in the throughput run"
+    )
+    parser.add_argument("--rate", type=float, default=200, help="single-record requests per second")
+    parser.add_argument("--seconds", type=float, default=20, help="duration of the fixed-rate run")
+    parser.add_argument(
+        "--large-mb", type=int, default=1024, help="size of the large upload (0 to skip)"
+    )
+    args = parser.parse_args()
+
+    layout = StackLayout.from_env(os.environ)
+    stack_env = dict(
+        line.split("=", 1)
+        for line in layout.env_file.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    env = {**os.environ, **stack_env}
+    migrate(env["DATABASE_URL"])
+    key = asyncio.run(create_key(env["DATABASE_URL"]))
+    run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    RESULTS.mkdir(exist_ok=True)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
+        "command": "make bench (python -m bench.ingest " + " ".join(sys.argv[1:]) + ")",
+        "topic": BMN_HOUSEHOLDS.name,
+    }
+
+    process, url = start_ingest(env, RESULTS / "ingest-bench.log")
+    try:
+        print(
+            f"ingest: NDJSON throughput, {args.households:,} households of {MEMBERS_PER_HOUSEHOLD} members…",
+            flush=True,
+        )
+        started = time.perf_counter()
+        reply, sent = asyncio.run(stream_upload(url, key, households(args.households, run)))
+        elapsed = time.perf_counter() - started
+        if reply["accepted"] != args.households:
+            raise SystemExit(f"ingest accepted {reply['accepted']} of {args.households}: {reply}")
+        members = args.households * MEMBERS_PER_HOUSEHOLD
+        results["ndjson_throughput"] = {
+            "households": args.households,
+            "members": members,
+            "bytes": sent,
+            "seconds": round(elapsed, 2),
+            "members_per_second": round(members / elapsed),
+            "households_per_second": round(args.households / elapsed),
+            "mb_per_second": round(sent / elapsed / 1e6, 1),
+        }
+        print(f"  {results['ndjson_throughput']}", flush=True)
+
+        print(f"ingest: single-record POSTs at {args.rate:g}/s for {args.seconds:g} s…", flush=True)
+        latencies = asyncio.run(fixed_rate(url, key, args.rate, args.seconds, run))
+        results["single_record_latency_ms"] = {
+            "rate_per_second": args.rate,
+            "requests": len(latencies),
+            "p50": round(percentile(latencies, 0.5), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
+            "max": round(max(latencies), 1),
+        }
+        print(f"  {results['single_record_latency_ms']}", flush=True)
+
+        if args.large_mb:
+            count = args.large_mb * 1024 * 1024 // len(next(households(1, run)))
+            print(
+                f"ingest: large upload, {args.large_mb} MB ({count:,} households), peak memory…",
+                flush=True,
+            )
+            started = time.perf_counter()
+            reply, sent = asyncio.run(stream_upload(url, key, households(count, f"{run}-large")))
+            results["large_upload"] = {
+                "megabytes": round(sent / 1024**2),
+                "households": reply["accepted"],
+                "seconds": round(time.perf_counter() - started, 1),
+                "ingest_peak_rss_mb": round(peak_rss_mb(process.pid)),
+            }
+            print(f"  {results['large_upload']}", flush=True)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    path = RESULTS / f"{stamp}-{platform.node()}-ingest.json"
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
