@@ -191,7 +191,7 @@ def main() -> None:
         "host": platform.node(),
         "cores": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
-        "command": "make bench (python -m bench.ingest " + " ".join(sys.argv[1:]) + ")",
+        "command": " ".join(["make bench (python -m bench.ingest", *sys.argv[1:]]) + ")",
         "topic": BMN_HOUSEHOLDS.name,
     }
 
@@ -238,7 +238,7 @@ def main() -> None:
             started = time.perf_counter()
             reply, sent = asyncio.run(stream_upload(url, key, households(count, f"{run}-large")))
             results["large_upload"] = {
-                "megabytes": round(sent / 1024**2),
+                "mebibytes": round(sent / 1024**2),
                 "households": reply["accepted"],
                 "seconds": round(time.perf_counter() - started, 1),
                 "ingest_peak_rss_mb": round(peak_rss_mb(process.pid)),

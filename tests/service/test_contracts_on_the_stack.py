@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -50,9 +51,12 @@ async def test_envelope_with_thai_text_round_trips_through_kafka(kafka_bootstrap
     )
     await consumer.start()
     try:
-        message = await consumer.getone()
+        message = await asyncio.wait_for(consumer.getone(), timeout=30)
     finally:
         await consumer.stop()
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin.delete_topics([topic])
+        admin.close()
     assert message.key == sent.data.household_id.encode()
     received = Envelope[BmnHousehold].model_validate_json(message.value)
     assert received == sent

@@ -1,23 +1,19 @@
-"""The local stack against its real processes: a second stack's life cycle, and Thai text
-through the session's Kafka and PostgreSQL."""
+"""The local stack against its real processes: a second stack's life cycle. (Thai text through
+the session's Kafka and PostgreSQL: tests/service/test_contracts_on_the_stack.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from deploy.local import kafka_broker, postgres_cluster
@@ -26,9 +22,6 @@ from deploy.local.ports import HOST, port_is_open
 from services.contracts.topics import TOPICS
 
 pytestmark = pytest.mark.stack
-
-THAI_TEXT = "คนจนเป้าหมาย"
-THAI_KEY = "ครัวเรือน-49-0001"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -134,53 +127,3 @@ def test_second_stack_comes_up_once_has_every_topic_and_goes_down_completely(
     for port in (kafka_port, controller_port, postgres_port):
         assert not port_is_open(port), port
     assert _server_pids(layout) == (None, None)
-
-
-async def test_thai_text_keyed_by_a_string_goes_from_kafka_python_to_aiokafka(
-    kafka_bootstrap: str,
-) -> None:
-    # Brokers here refuse to auto-create topics, as in production: make a throwaway one.
-    topic = f"test.local-stack.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics(
-        {topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True
-    )
-    try:
-        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-        try:
-            producer.send(topic, key=THAI_KEY.encode(), value=THAI_TEXT.encode()).get(timeout=30)
-        finally:
-            producer.close()
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", group_id=None
-        )
-        await consumer.start()
-        try:
-            message = await asyncio.wait_for(consumer.getone(), timeout=30)
-        finally:
-            await consumer.stop()
-    finally:
-        admin.delete_topics([topic])
-        admin.close()
-    assert message.key.decode() == THAI_KEY
-    assert message.value.decode() == THAI_TEXT
-
-
-async def test_thai_text_round_trips_through_postgres(database_url: str) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(
-            "CREATE TEMPORARY TABLE labels (id serial PRIMARY KEY, label text NOT NULL)"
-        )
-        row_id = await connection.fetchval(
-            "INSERT INTO labels (label) VALUES ($1) RETURNING id", THAI_TEXT
-        )
-        row = await connection.fetchrow(
-            "SELECT label, length(label) AS characters FROM labels WHERE id = $1", row_id
-        )
-    finally:
-        await connection.close()
-    assert row is not None
-    assert row["label"] == THAI_TEXT
-    # Counted by the server in characters, not bytes: the database really is UTF-8.
-    assert row["characters"] == len(THAI_TEXT)
