@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -470,3 +473,30 @@ def test_openapi_documents_formats_with_thai_examples(ingest: IngestServer) -> N
     assert "หมู่" in body["text/csv"]["example"]
     assert "BmnHousehold" in document["components"]["schemas"]
     assert "Member" in document["components"]["schemas"]
+
+
+def test_keys_cli_creates_lists_and_revokes(ingest: IngestServer, database_url: str) -> None:
+    def cli(*args: str) -> str:
+        env = {**os.environ, "DATABASE_URL": database_url}
+        done = subprocess.run(
+            [sys.executable, "-m", "services.ingest", "keys", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    token = cli("create", "--agency", "NSO", "--source", "welfare").strip()
+    key_id = token.split("_")[1]
+    assert (
+        post(ingest, WELFARE, as_ndjson(WELFARE), "application/x-ndjson", token).status_code == 200
+    )
+    listed = cli("list")
+    assert key_id in listed
+    assert token.split("_", 2)[2] not in listed  # the secret is never shown again
+    cli("revoke", key_id)
+    assert (
+        post(ingest, WELFARE, as_ndjson(WELFARE), "application/x-ndjson", token).status_code == 401
+    )
+    assert f"{key_id}  NSO" in cli("list")
