@@ -57,10 +57,15 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Sends every logger's records to stderr as JSON lines."""
+def json_handler(service: str) -> logging.Handler:
+    """A handler writing JSON lines to stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    return handler
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Sends every logger's records to stderr as JSON lines."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [json_handler(service)]
     root.setLevel(level.upper())

@@ -24,15 +24,15 @@ class TopicSpec:
     name: str
     key: str
     description: str
-    event_type: str | None = None  # None: agencies' raw records, not in the envelope yet
+    event_type: str | None = None  # None: no enveloped events (agencies' raw records, internal)
     cleanup_policy: CleanupPolicy = "delete"
     partitions: int = KEYED_PARTITIONS
     retention_ms: int = KEEP_FOREVER_MS
 
     def require_event_type(self) -> str:
-        """The envelope type this topic carries; raw topics carry none."""
+        """The envelope type this topic carries; raw and internal topics carry none."""
         if self.event_type is None:
-            msg = f"topic {self.name} carries raw agency records, not events"
+            msg = f"topic {self.name} carries no enveloped events"
             raise ValueError(msg)
         return self.event_type
 
@@ -112,6 +112,16 @@ AREA_AGGREGATES = TopicSpec(
     description="Latest aggregates of each area and year, coalesced (reporting)",
     cleanup_policy="compact",
 )
+MATCHER_MEMBERSHIPS = TopicSpec(
+    "matcher.memberships.v1",
+    key="citizen_id",
+    description="matcher-internal: a household record's word to each member's person partition",
+)
+MATCHER_MEMBER_FACTS = TopicSpec(
+    "matcher.member-facts.v1",
+    key="household_id",
+    description="matcher-internal: a person's welfare status and death, sent to their households",
+)
 MATCHER_DEAD_LETTER = TopicSpec(
     "matcher.dead-letter.v1",
     event_type="th.tpmap.dead-letter.v1",
@@ -143,6 +153,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     HOUSEHOLD_STATUS,
     LOGBOOK_EVENTS,
     AREA_AGGREGATES,
+    MATCHER_MEMBERSHIPS,
+    MATCHER_MEMBER_FACTS,
     MATCHER_DEAD_LETTER,
     LOGBOOK_DEAD_LETTER,
     REPORTING_DEAD_LETTER,

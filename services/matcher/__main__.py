@@ -1,0 +1,44 @@
+"""Command line of the matcher.
+
+python -m services.matcher                   run the Faust worker
+python -m services.matcher setup-local PATH  nothing to set up: its state lives in Faust tables
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from faust.worker import Worker
+
+from services.contracts.logs import json_handler
+from services.matcher.settings import MatcherSettings
+from services.matcher.worker import create_app
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["setup-local"]:
+        print(
+            "matcher: nothing to set up (its state is in Faust tables, its topics in the registry)"
+        )
+        return 0
+    if argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    settings = MatcherSettings()
+    app = create_app(settings)
+    app.conf.loghandlers = [json_handler("matcher")]
+    # Faust (mode) sets up logging itself: its plain handler writes to /dev/null, ours JSON to stderr.
+    worker = Worker(
+        app,
+        loglevel=settings.log_level,
+        logfile=os.devnull,
+        redirect_stdouts=False,
+        quiet=True,
+    )
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,25 @@
+"""Configuration of the matcher, from environment variables (and .local/stack.env)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MatcherSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MATCHER_", env_file=".local/stack.env", extra="ignore"
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices("MATCHER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    store: str = Field(
+        default="rocksdb://", description="Faust table store: rocksdb:// (rocksdict) or memory://"
+    )
+    data_dir: str = Field(default=".local/matcher", description="Where rocksdb keeps the tables")
+    replication_factor: int = Field(default=1, description="Of the changelog topics Faust creates")
+    batch_size: int = Field(default=1000, description="Events applied before one send-and-wait")
+    batch_seconds: float = Field(default=0.1, description="Longest wait to fill a batch")
+    log_level: str = "INFO"

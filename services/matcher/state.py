@@ -1,0 +1,388 @@
+"""The matcher's state and its transitions, pure: each function takes a state and one input and
+returns the new state with the messages to send. Faust moves them around (worker.py).
+
+Two kinds of partition, both keyed so each owns its people:
+
+- households (key household_id): the newest record of each survey year, the facts each member's
+  partition reported (welfare status, death), and the last household status sent;
+- persons (key citizen_id): welfare status, death, the person's memberships in households by
+  year, and the last person status sent per year.
+
+A household record sends a membership to each member's person partition; a person partition
+sends its facts back to every household the person is in. Every merge is order-independent
+(newest record by record order, latest welfare by welfare order, earliest death), so replays,
+duplicates and any interleaving end in the same state and send nothing new.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.contracts.events import AgeBand, HouseholdStatus, PersonStatus, WelfareStatus
+from services.contracts.indicators import Dimension
+from services.contracts.records import BmnHousehold, CivilEvent, WelfareRegistration
+from services.matcher.rules import (
+    MemberOutcome,
+    RecordOrder,
+    WelfareOrder,
+    age_band,
+    assess_household,
+    earliest_death,
+    household_outcome,
+    is_deceased,
+    is_vulnerable,
+    person_class,
+    record_order,
+    sorted_dimensions,
+    welfare_order,
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# --- messages between the two kinds of partition -------------------------------------------
+
+
+class Membership(_Model):
+    """A household record's word to one member's person partition (key citizen_id)."""
+
+    citizen_id: str
+    household_id: str
+    survey_year: int
+    order: RecordOrder
+    present: bool
+    village_code: str
+    deprivation: list[Dimension] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list)
+    applicable: list[int] = Field(default_factory=list)
+    age_band: AgeBand | None = None
+    disabled: bool = False
+    chronic_patient: bool = False
+    bedridden: bool = False
+
+
+class Facts(_Model):
+    """What a person partition knows of a person that their households need."""
+
+    welfare: WelfareStatus | None = None
+    welfare_order: WelfareOrder | None = None
+    death: date | None = None
+
+    def merged(self, other: Facts) -> Facts:
+        """The union of two reports: the latest welfare record, the earliest death."""
+        newer = other.welfare_order is not None and (
+            self.welfare_order is None or other.welfare_order > self.welfare_order
+        )
+        death = self.death if other.death is None else earliest_death(self.death, other.death)
+        return Facts(
+            welfare=other.welfare if newer else self.welfare,
+            welfare_order=other.welfare_order if newer else self.welfare_order,
+            death=death,
+        )
+
+
+class MemberFacts(_Model):
+    """A person partition's facts, sent to one of the person's households (key household_id)."""
+
+    household_id: str
+    survey_year: int
+    citizen_id: str
+    facts: Facts
+
+
+# --- households ----------------------------------------------------------------------------
+
+
+class MemberAttributes(_Model):
+    age: int
+    disabled: bool
+    chronic_patient: bool
+    bedridden: bool
+
+
+class HouseholdYear(_Model):
+    """One household in one survey year. `order` is None while only facts have arrived (a
+    replay can bring a member's facts before the record that asked for them)."""
+
+    order: RecordOrder | None = None
+    village_code: str = ""
+    source: str = "bmn"
+    house_no: str | None = None
+    happiness_score: float | None = None
+    deprivation: list[Dimension] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list)
+    members: dict[str, MemberAttributes] = Field(default_factory=dict)
+    facts: dict[str, Facts] = Field(default_factory=dict)
+    sent: HouseholdStatus | None = None
+
+
+class HouseholdState(_Model):
+    years: dict[int, HouseholdYear] = Field(default_factory=dict)
+
+
+def on_household_record(
+    state: HouseholdState, record: BmnHousehold, event_id: str
+) -> tuple[HouseholdState, list[Membership], list[HouseholdStatus]]:
+    """A survey (or field) record: kept if it is the newest of its household and year."""
+    year = record.survey_year
+    old = state.years.get(year, HouseholdYear())
+    order = record_order(record, event_id)
+    if old.order is not None and old.order >= order:
+        return state, [], []
+    assessment = assess_household(record)
+    deprivation = sorted_dimensions(assessment.deprivation)
+    roster = {m.citizen_id: m for m in record.members}
+    memberships = [
+        Membership(
+            citizen_id=m.citizen_id,
+            household_id=record.household_id,
+            survey_year=year,
+            order=order,
+            present=True,
+            village_code=record.village_code,
+            deprivation=deprivation,
+            failed=assessment.failed,
+            applicable=assessment.applicable,
+            age_band=age_band(m.age),
+            disabled=m.disabled,
+            chronic_patient=m.chronic_patient,
+            bedridden=m.bedridden,
+        )
+        for m in record.members
+    ]
+    # Members who left stop counting for this year.
+    memberships += [
+        Membership(
+            citizen_id=cid,
+            household_id=record.household_id,
+            survey_year=year,
+            order=order,
+            present=False,
+            village_code=record.village_code,
+        )
+        for cid in old.members
+        if cid not in roster
+    ]
+    new = HouseholdYear(
+        order=order,
+        village_code=record.village_code,
+        source=record.source,
+        house_no=record.house_no,
+        happiness_score=record.happiness_score,
+        deprivation=deprivation,
+        failed=assessment.failed,
+        members={
+            cid: MemberAttributes(
+                age=m.age,
+                disabled=m.disabled,
+                chronic_patient=m.chronic_patient,
+                bedridden=m.bedridden,
+            )
+            for cid, m in roster.items()
+        },
+        # Facts of former members are kept: they are facts about people, still true if they
+        # come back, and dropping them could leave a returning member without any.
+        facts=old.facts,
+        sent=old.sent,
+    )
+    new, statuses = _household_status(record.household_id, year, new)
+    return HouseholdState(years={**state.years, year: new}), memberships, statuses
+
+
+def on_member_facts(
+    state: HouseholdState, message: MemberFacts
+) -> tuple[HouseholdState, list[HouseholdStatus]]:
+    year = state.years.get(message.survey_year, HouseholdYear())
+    known = year.facts.get(message.citizen_id)
+    facts = message.facts if known is None else known.merged(message.facts)
+    if facts == known:
+        return state, []
+    updated = year.model_copy(update={"facts": {**year.facts, message.citizen_id: facts}})
+    updated, statuses = _household_status(message.household_id, message.survey_year, updated)
+    return HouseholdState(years={**state.years, message.survey_year: updated}), statuses
+
+
+def _household_status(
+    household_id: str, year: int, state: HouseholdYear
+) -> tuple[HouseholdYear, list[HouseholdStatus]]:
+    """The household's status, sent when every member's facts are in and something changed."""
+    if state.order is None or any(cid not in state.facts for cid in state.members):
+        return state, []
+    deprivation = frozenset(state.deprivation)
+    outcome = household_outcome(
+        deprivation,
+        [
+            MemberOutcome(
+                person_class=person_class(
+                    deprivation, state.facts[cid].welfare, is_deceased(state.facts[cid].death, year)
+                ),
+                welfare=state.facts[cid].welfare,
+                vulnerable=is_vulnerable(
+                    attributes.age, disabled=attributes.disabled, bedridden=attributes.bedridden
+                ),
+            )
+            for cid, attributes in state.members.items()
+        ],
+    )
+    status = HouseholdStatus(
+        household_id=household_id,
+        survey_year=year,
+        village_code=state.village_code,
+        source="field" if state.source == "field" else "bmn",
+        house_no=state.house_no,
+        deprivation=state.deprivation,
+        failed_indicators=state.failed,
+        member_count=outcome.member_count,
+        target_members=outcome.target_members,
+        registered_members=outcome.registered_members,
+        unregistered_members=outcome.unregistered_members,
+        vulnerable_members=outcome.vulnerable_members,
+        mpi_poor=bool(deprivation),
+        target=outcome.target,
+        nocard=outcome.nocard,
+        crisis=outcome.crisis,
+        priority=outcome.priority,
+        happiness_score=state.happiness_score,
+        version=1,
+    )
+    return _with_version(state, status)
+
+
+def _with_version(
+    state: HouseholdYear, status: HouseholdStatus
+) -> tuple[HouseholdYear, list[HouseholdStatus]]:
+    if state.sent is not None and state.sent.model_copy(update={"version": 1}) == status:
+        return state, []
+    versioned = status.model_copy(update={"version": state.sent.version + 1 if state.sent else 1})
+    return state.model_copy(update={"sent": versioned}), [versioned]
+
+
+# --- persons -------------------------------------------------------------------------------
+
+
+class PersonState(_Model):
+    facts: Facts = Facts()
+    # Memberships by "year:household_id", each the newest word of that household.
+    memberships: dict[str, Membership] = Field(default_factory=dict)
+    sent: dict[int, PersonStatus] = Field(default_factory=dict)
+
+
+def on_membership(
+    state: PersonState, message: Membership
+) -> tuple[PersonState, list[PersonStatus], list[MemberFacts]]:
+    key = f"{message.survey_year}:{message.household_id}"
+    old = state.memberships.get(key)
+    if old is not None and old.order >= message.order:
+        return state, [], []
+    updated = state.model_copy(update={"memberships": {**state.memberships, key: message}})
+    updated, statuses = _person_statuses(message.citizen_id, updated, {message.survey_year})
+    joined = message.present and (old is None or not old.present)
+    facts = [_facts_for(message, updated.facts)] if joined else []
+    return updated, statuses, facts
+
+
+def on_welfare(
+    state: PersonState, registration: WelfareRegistration
+) -> tuple[PersonState, list[PersonStatus], list[MemberFacts]]:
+    reported = Facts(
+        welfare=registration.status,
+        welfare_order=welfare_order(registration.updated_at, registration.round),
+    )
+    return _on_facts(state, registration.citizen_id, reported)
+
+
+def on_death(
+    state: PersonState, event: CivilEvent
+) -> tuple[PersonState, list[PersonStatus], list[MemberFacts]]:
+    return _on_facts(state, event.citizen_id, Facts(death=event.date))
+
+
+def _on_facts(
+    state: PersonState, citizen_id: str, reported: Facts
+) -> tuple[PersonState, list[PersonStatus], list[MemberFacts]]:
+    facts = state.facts.merged(reported)
+    if facts == state.facts:
+        return state, [], []
+    updated = state.model_copy(update={"facts": facts})
+    years = {m.survey_year for m in state.memberships.values()}
+    updated, statuses = _person_statuses(citizen_id, updated, years)
+    return (
+        updated,
+        statuses,
+        [_facts_for(m, facts) for m in updated.memberships.values() if m.present],
+    )
+
+
+def _facts_for(membership: Membership, facts: Facts) -> MemberFacts:
+    return MemberFacts(
+        household_id=membership.household_id,
+        survey_year=membership.survey_year,
+        citizen_id=membership.citizen_id,
+        facts=facts,
+    )
+
+
+def _person_statuses(
+    citizen_id: str, state: PersonState, years: set[int]
+) -> tuple[PersonState, list[PersonStatus]]:
+    sent = dict(state.sent)
+    statuses = []
+    for year in sorted(years):
+        status = _person_status(citizen_id, year, state)
+        previous = sent.get(year)
+        if status is None or (
+            previous is not None and previous.model_copy(update={"version": 1}) == status
+        ):
+            continue
+        status = status.model_copy(update={"version": previous.version + 1 if previous else 1})
+        sent[year] = status
+        statuses.append(status)
+    return state.model_copy(update={"sent": sent}), statuses
+
+
+def _person_status(citizen_id: str, year: int, state: PersonState) -> PersonStatus | None:
+    """The person's status in a year: through their household there (the newest record if two
+    households list them), or `removed` once no household of that year lists them."""
+    memberships = [m for m in state.memberships.values() if m.survey_year == year]
+    present = [m for m in memberships if m.present]
+    if not present:
+        previous = state.sent.get(year)
+        if previous is None:
+            return None
+        return PersonStatus(
+            citizen_id=citizen_id,
+            survey_year=year,
+            household_id=previous.household_id,
+            village_code=previous.village_code,
+            person_class="removed",
+            deprivation=[],
+            failed_indicators=[],
+            applicable_indicators=[],
+            welfare_status=state.facts.welfare,
+            age_band=None,
+            version=1,
+        )
+    home = max(present, key=lambda m: (m.order, m.household_id))
+    deprivation = frozenset(home.deprivation)
+    return PersonStatus(
+        citizen_id=citizen_id,
+        survey_year=year,
+        household_id=home.household_id,
+        village_code=home.village_code,
+        person_class=person_class(
+            deprivation, state.facts.welfare, is_deceased(state.facts.death, year)
+        ),
+        deprivation=home.deprivation,
+        failed_indicators=home.failed,
+        applicable_indicators=home.applicable,
+        welfare_status=state.facts.welfare,
+        age_band=home.age_band,
+        disabled=home.disabled,
+        chronic_patient=home.chronic_patient,
+        bedridden=home.bedridden,
+        version=1,
+    )
