@@ -122,6 +122,18 @@ MATCHER_MEMBER_FACTS = TopicSpec(
     key="household_id",
     description="matcher-internal: a person's welfare status and death, sent to their households",
 )
+MATCHER_HOUSEHOLD_STATE = TopicSpec(
+    "matcher.household-state.v1",
+    key="household_id",
+    description="matcher-internal: changelog of the households table (Faust)",
+    cleanup_policy="compact",
+)
+MATCHER_PERSON_STATE = TopicSpec(
+    "matcher.person-state.v1",
+    key="citizen_id",
+    description="matcher-internal: changelog of the persons table (Faust)",
+    cleanup_policy="compact",
+)
 MATCHER_DEAD_LETTER = TopicSpec(
     "matcher.dead-letter.v1",
     event_type="th.tpmap.dead-letter.v1",
@@ -155,6 +167,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     AREA_AGGREGATES,
     MATCHER_MEMBERSHIPS,
     MATCHER_MEMBER_FACTS,
+    MATCHER_HOUSEHOLD_STATE,
+    MATCHER_PERSON_STATE,
     MATCHER_DEAD_LETTER,
     LOGBOOK_DEAD_LETTER,
     REPORTING_DEAD_LETTER,

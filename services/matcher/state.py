@@ -115,7 +115,9 @@ class HouseholdYear(_Model):
     happiness_score: float | None = None
     deprivation: list[Dimension] = Field(default_factory=list)
     failed: list[int] = Field(default_factory=list)
+    applicable: list[int] = Field(default_factory=list)
     members: dict[str, MemberAttributes] = Field(default_factory=dict)
+    left: list[str] = Field(default_factory=list, description="Members the newest record dropped")
     facts: dict[str, Facts] = Field(default_factory=dict)
     sent: HouseholdStatus | None = None
 
@@ -134,47 +136,16 @@ def on_household_record(
     if old.order is not None and old.order >= order:
         return state, [], []
     assessment = assess_household(record)
-    deprivation = sorted_dimensions(assessment.deprivation)
     roster = {m.citizen_id: m for m in record.members}
-    memberships = [
-        Membership(
-            citizen_id=m.citizen_id,
-            household_id=record.household_id,
-            survey_year=year,
-            order=order,
-            present=True,
-            village_code=record.village_code,
-            deprivation=deprivation,
-            failed=assessment.failed,
-            applicable=assessment.applicable,
-            age_band=age_band(m.age),
-            disabled=m.disabled,
-            chronic_patient=m.chronic_patient,
-            bedridden=m.bedridden,
-        )
-        for m in record.members
-    ]
-    # Members who left stop counting for this year.
-    memberships += [
-        Membership(
-            citizen_id=cid,
-            household_id=record.household_id,
-            survey_year=year,
-            order=order,
-            present=False,
-            village_code=record.village_code,
-        )
-        for cid in old.members
-        if cid not in roster
-    ]
     new = HouseholdYear(
         order=order,
         village_code=record.village_code,
         source=record.source,
         house_no=record.house_no,
         happiness_score=record.happiness_score,
-        deprivation=deprivation,
+        deprivation=sorted_dimensions(assessment.deprivation),
         failed=assessment.failed,
+        applicable=assessment.applicable,
         members={
             cid: MemberAttributes(
                 age=m.age,
@@ -184,13 +155,66 @@ def on_household_record(
             )
             for cid, m in roster.items()
         },
+        # Members who left stop counting for this year.
+        left=[cid for cid in old.members if cid not in roster],
         # Facts of former members are kept: they are facts about people, still true if they
         # come back, and dropping them could leave a returning member without any.
         facts=old.facts,
         sent=old.sent,
     )
     new, statuses = _household_status(record.household_id, year, new)
-    return HouseholdState(years={**state.years, year: new}), memberships, statuses
+    return (
+        HouseholdState(years={**state.years, year: new}),
+        _memberships(record.household_id, year, new),
+        statuses,
+    )
+
+
+def _memberships(household_id: str, year: int, state: HouseholdYear) -> list[Membership]:
+    """What the household's newest record tells each member's person partition."""
+    if state.order is None:
+        return []
+    present = [
+        Membership(
+            citizen_id=cid,
+            household_id=household_id,
+            survey_year=year,
+            order=state.order,
+            present=True,
+            village_code=state.village_code,
+            deprivation=state.deprivation,
+            failed=state.failed,
+            applicable=state.applicable,
+            age_band=age_band(m.age),
+            disabled=m.disabled,
+            chronic_patient=m.chronic_patient,
+            bedridden=m.bedridden,
+        )
+        for cid, m in state.members.items()
+    ]
+    gone = [
+        Membership(
+            citizen_id=cid,
+            household_id=household_id,
+            survey_year=year,
+            order=state.order,
+            present=False,
+            village_code=state.village_code,
+        )
+        for cid in state.left
+    ]
+    return present + gone
+
+
+def resend_household(
+    state: HouseholdState, household_id: str
+) -> tuple[list[Membership], list[HouseholdStatus]]:
+    """Everything the household's state has sent, sent again: after a worker took over its
+    partition, a replayed input may find its results in the state but not yet on Kafka."""
+    memberships = [
+        m for year, y in state.years.items() for m in _memberships(household_id, year, y)
+    ]
+    return memberships, [y.sent for y in state.years.values() if y.sent is not None]
 
 
 def on_member_facts(
@@ -315,6 +339,12 @@ def _on_facts(
         statuses,
         [_facts_for(m, facts) for m in updated.memberships.values() if m.present],
     )
+
+
+def resend_person(state: PersonState) -> tuple[list[PersonStatus], list[MemberFacts]]:
+    """Everything the person's state has sent, sent again (see resend_household)."""
+    facts = [_facts_for(m, state.facts) for m in state.memberships.values() if m.present]
+    return list(state.sent.values()), facts
 
 
 def _facts_for(membership: Membership, facts: Facts) -> MemberFacts:

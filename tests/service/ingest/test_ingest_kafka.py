@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,14 +11,10 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from deploy.local import kafka_broker
-from deploy.local.kafka_config import BrokerConfig
-from deploy.local.layout import REPO_ROOT, StackLayout
-from deploy.local.ports import any_free_port
-from deploy.local.topics import ensure_topics
 from services.contracts.events import Envelope, RejectedRecord
 from services.contracts.records import BmnHousehold
 from services.contracts.topics import BMN_HOUSEHOLDS, INGEST_REJECTED, RAW_BMN
+from tests.service.brokers import DisposableBroker
 from tests.service.ingest.conftest import IngestServer, TopicTail, start_ingest, stop_ingest
 from tests.synthetic import household
 
@@ -57,37 +51,6 @@ def test_raw_topic_records_are_validated_and_republished_or_rejected(
     reasons = sorted(e.field for r in rejected for e in r.errors)
     assert reasons == ["(record)", "village_code"]
     assert b"not json" in {r.payload.encode() for r in rejected}
-
-
-class DisposableBroker:
-    """A Kafka broker of this test's own, so stopping it disturbs no other test."""
-
-    def __init__(self, home: Path) -> None:
-        shared_cache = StackLayout.from_env(os.environ).cache  # jars already downloaded
-        self.layout = StackLayout(repo=REPO_ROOT, home=home, cache=shared_cache)
-        self.config = BrokerConfig(any_free_port(), any_free_port(), self.layout.kafka_data)
-        self.bootstrap = f"127.0.0.1:{self.config.port}"
-        self._launcher = kafka_broker.launcher(
-            self.layout, kafka_broker.find_java(os.environ), kafka_broker.ensure_jars(self.layout)
-        )
-
-    def start(self) -> None:
-        for folder in (self.layout.logs, self.layout.run):
-            folder.mkdir(parents=True, exist_ok=True)
-        kafka_broker.start(self.layout, self._launcher, self.config, os.environ)
-        kafka_broker.wait_ready(self.layout, self.config.port)
-        ensure_topics(self.bootstrap)
-
-    def stop(self) -> None:
-        kafka_broker.stop(self.layout)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[DisposableBroker]:
-    broker = DisposableBroker(tmp_path)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def _events_by_id(bootstrap: str) -> dict[str, int]:
