@@ -48,6 +48,7 @@ schemas: venv ## write the JSON Schemas (docs/schemas/) and example requests (do
 bench: venv ## benchmarks against the local stack; results in bench/results/
 	$(PY) -m deploy.local up --infra-only
 	$(PY) -m bench.ingest
+	$(PY) -m bench.matcher
 
 lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
 	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet --disable-pip-version-check uv

@@ -181,7 +181,10 @@ def _read_header(line: Line, source: Source) -> list[str]:
         raise RequestRejectedError(
             f"CSV header is not valid UTF-8: {error.reason} at byte {error.start}"
         ) from None
-    columns = [c.strip() for c in next(csv.reader([text]))]
+    try:
+        columns = [c.strip() for c in next(csv.reader([text]), [])]
+    except csv.Error as error:
+        raise RequestRejectedError(f"CSV header cannot be read: {error}") from None
     problems = []
     unknown = [c for c in columns if c not in source.csv_columns]
     if unknown:
@@ -242,7 +245,13 @@ def _parse_row(
             )
         )
         text = raw.decode("utf-8", errors="replace")
-    fields = next(csv.reader([text]), [])
+    try:
+        fields = next(csv.reader([text]), [])
+    except csv.Error as error:
+        problems.append(
+            FieldError(field=RECORD, message=f"line {number} cannot be read as CSV: {error}")
+        )
+        fields = []
     if len(fields) != len(columns):
         problems.append(
             FieldError(

@@ -20,10 +20,11 @@ class MatcherSettings(BaseSettings):
     )
     data_dir: str = Field(default=".local/matcher", description="Where rocksdb keeps the tables")
     replication_factor: int = Field(default=1, description="Of the changelog topics Faust creates")
-    batch_size: int = Field(default=1000, description="Events applied before one send-and-wait")
-    batch_seconds: float = Field(default=0.1, description="Longest wait to fill a batch")
     session_timeout_seconds: float = Field(
         default=10.0,
         description="A worker silent this long leaves the group; its partitions move on",
+    )
+    producer_linger_ms: int = Field(
+        default=20, description="How long sends wait to fill a produce request"
     )
     log_level: str = "INFO"

@@ -198,3 +198,14 @@ def test_committed_examples_are_current(tmp_path: Path) -> None:
     committed = Path(__file__).parents[3] / "docs" / "examples"
     fresh = {p.name: p.read_bytes() for p in write_examples(tmp_path)}
     assert fresh == {p.name: p.read_bytes() for p in committed.iterdir()}, "run make schemas"
+
+
+def test_csv_that_the_csv_module_cannot_read_is_refused_not_crashed() -> None:
+    # Found by the fuzz test: a carriage return inside an unquoted field.
+    with pytest.raises(RequestRejectedError, match="CSV header cannot be read"):
+        collect(
+            csv_records(chunked(b"\rcitizen_id,round,status,updated_at\n", [999]), WELFARE, LIMIT)
+        )
+    body = b"citizen_id,round,status,updated_at\n94901\r00000118,2560,verified,2017-12-01\n"
+    (row,) = collect(csv_records(chunked(body, [999]), WELFARE, LIMIT))
+    assert "cannot be read as CSV" in row.problems[0].message
