@@ -341,23 +341,22 @@ def _ingest_handler(source: Source) -> Handler:
     return handle
 
 
-def create_app(settings: IngestSettings, store: Store | None = None) -> FastAPI:
-    """The ingest app; the store is opened on startup unless given (tests share one)."""
+def create_app(settings: IngestSettings) -> FastAPI:
+    """The ingest app; PostgreSQL and Kafka are connected on startup."""
     publisher = Publisher(
         settings.kafka_bootstrap_servers, settings.kafka_timeout_seconds, settings.max_in_flight
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_store = store is None
-        opened = store or await Store.connect(settings.database_url)
-        app.state.service = IngestService(settings, opened, publisher)
+        store = await Store.connect(settings.database_url)
+        app.state.service = IngestService(settings, store, publisher)
         background: list[asyncio.Task[None]] = []
         if settings.raw_consumer:
             validator = RawTopicValidator(settings, publisher)
             background.append(asyncio.create_task(validator.run(), name="raw-topics"))
         background.append(
-            asyncio.create_task(_expire_replies(opened, settings.idempotency_ttl_hours))
+            asyncio.create_task(_expire_replies(store, settings.idempotency_ttl_hours))
         )
         try:
             yield
@@ -366,8 +365,7 @@ def create_app(settings: IngestSettings, store: Store | None = None) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await publisher.close()
-            if own_store:
-                await opened.close()
+            await store.close()
 
     app = FastAPI(
         title="tpmap ingest",
