@@ -7,5 +7,7 @@
 - `areas`: area codes at five levels, parent chains, Thai and English names;
 - `indicators`: the BMN indicator catalogue, TPMAP's dimensions, per-year sets and thresholds;
 - `citizen_id`: check digits and masking for logs;
+- `logs`: JSON log lines with citizen IDs masked;
+- `settings`: the connection settings every service shares;
 - `schemas`: JSON Schemas of all of the above (`python -m services.contracts schemas`).
 """

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.contracts.settings import PlatformSettings
 
 MIB = 1024 * 1024
 
 
-class IngestSettings(BaseSettings):
-    """Shared names (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL) are the same in every deployment;
-    the rest is prefixed INGEST_."""
+class IngestSettings(PlatformSettings):
+    """KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL as everywhere; the rest is prefixed INGEST_."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="INGEST_", env_file=".local/stack.env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="INGEST_")
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:19092",
-        validation_alias=AliasChoices("INGEST_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
     database_url: str = Field(
-        default="postgresql://tpmap@127.0.0.1:15432/tpmap",
-        validation_alias=AliasChoices("INGEST_DATABASE_URL", "DATABASE_URL"),
+        default="postgresql://tpmap@127.0.0.1:15432/tpmap", validation_alias="DATABASE_URL"
     )
     host: str = "127.0.0.1"
     port: int = 8001

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.contracts.settings import PlatformSettings
 
 
-class MatcherSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="MATCHER_", env_file=".local/stack.env", extra="ignore"
-    )
+class MatcherSettings(PlatformSettings):
+    """KAFKA_BOOTSTRAP_SERVERS as everywhere; the rest is prefixed MATCHER_."""
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:19092",
-        validation_alias=AliasChoices("MATCHER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
+    model_config = SettingsConfigDict(env_prefix="MATCHER_")
+
     store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// (rocksdict) or memory://"
     )
