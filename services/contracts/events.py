@@ -8,6 +8,7 @@ field added later does not break an older consumer.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, date, datetime
 from typing import Annotated, Generic, Literal, TypeVar
@@ -57,6 +58,17 @@ class Envelope(BaseModel, Generic[DataT]):
     data: DataT
 
 
+PayloadEncoding = Literal["utf-8", "base64"]
+
+
+def text_or_base64(payload: bytes) -> tuple[str, PayloadEncoding]:
+    """Bytes as sent, kept in a JSON event: UTF-8 text when they are, base64 when not."""
+    try:
+        return payload.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(payload).decode("ascii"), "base64"
+
+
 def content_id(event_type: str, data: BaseModel) -> str:
     """A stable ID for (type, data): SHA-256 over the canonical JSON (sorted keys), 32 hex digits."""
     canonical = orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
@@ -100,7 +112,7 @@ class RejectedRecord(EventModel):
     payload: str = Field(
         description="The record as sent: UTF-8 text, or base64 if it was not UTF-8"
     )
-    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    payload_encoding: PayloadEncoding = "utf-8"
     payload_bytes: int = Field(ge=0, description="Size of the record as sent")
     truncated: bool = Field(
         default=False, description="True when only the first bytes are kept (over the size limit)"
@@ -264,7 +276,7 @@ class DeadLetter(EventModel):
     offset: int
     key: str | None
     value: str = Field(description="The message value: UTF-8 text, or base64 if it was not UTF-8")
-    value_encoding: Literal["utf-8", "base64"] = "utf-8"
+    value_encoding: PayloadEncoding = "utf-8"
     error: str
     failed_at: datetime
 

@@ -275,9 +275,8 @@ def _ingest_handler(source: Source) -> Handler:
         service: IngestService = request.app.state.service
         request_id = uuid.uuid4().hex
         started = time.perf_counter()
-        agency: Agency | None = None
         idempotency_key = request.headers.get("idempotency-key")
-        claimed = False
+        claimed: tuple[str, str] | None = None  # (agency, Idempotency-Key) this request holds
         try:
             agency = await service.authenticate(request, source)
             if idempotency_key is not None:
@@ -294,7 +293,7 @@ def _ingest_handler(source: Source) -> Handler:
                         media_type=JSON,
                         headers={"Idempotent-Replayed": "true"},
                     )
-                claimed = True
+                claimed = (agency.name, idempotency_key)
             reply = await service.ingest(request, source, agency, request_id)
             response = _reply(200, reply)
             log.info(
@@ -322,8 +321,8 @@ def _ingest_handler(source: Source) -> Handler:
             )
         except KafkaUnavailableError as error:
             log.warning("kafka unavailable", extra={"request_id": request_id, "error": str(error)})
-            if claimed and agency is not None and idempotency_key is not None:
-                await service.store.release(agency.name, idempotency_key)
+            if claimed is not None:
+                await service.store.release(*claimed)
             return _reply(
                 503,
                 ErrorReply(
@@ -332,10 +331,8 @@ def _ingest_handler(source: Source) -> Handler:
                 ),
                 {"Retry-After": "5"},
             )
-        if claimed and agency is not None and idempotency_key is not None:
-            await service.store.complete(
-                agency.name, idempotency_key, response.status_code, bytes(response.body)
-            )
+        if claimed is not None:
+            await service.store.complete(*claimed, response.status_code, bytes(response.body))
         return response
 
     return handle

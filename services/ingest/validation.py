@@ -3,12 +3,11 @@ rejection on ingest.rejected.v1 that keeps the record as sent. Pure: no I/O."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from services.contracts.events import RejectedRecord, envelope
+from services.contracts.events import RejectedRecord, envelope, text_or_base64
 from services.contracts.records import FieldError, InvalidRecordError, parse_record
 from services.contracts.topics import INGEST_REJECTED
 from services.ingest.framing import RECORD, RawRecord
@@ -67,13 +66,6 @@ def validate(
     return Message(source.topic.name, key.encode(), event.model_dump_json().encode())
 
 
-def _as_text(payload: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
-    try:
-        return payload.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(payload).decode("ascii"), "base64"
-
-
 def rejection_message(
     source: Source,
     *,
@@ -92,7 +84,7 @@ def rejection_message(
     # its bytes: keep a shorter start of the payload until the message fits.
     kept = payload
     while True:
-        text, encoding = _as_text(kept)
+        text, encoding = text_or_base64(kept)
         data = RejectedRecord(
             agency=agency,
             source=source.name,

@@ -17,6 +17,7 @@ duplicates and any interleaving end in the same state and send nothing new.
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -110,7 +111,7 @@ class HouseholdYear(_Model):
 
     order: RecordOrder | None = None
     village_code: str = ""
-    source: str = "bmn"
+    source: Literal["bmn", "field"] = "bmn"
     house_no: str | None = None
     happiness_score: float | None = None
     deprivation: list[Dimension] = Field(default_factory=list)
@@ -256,7 +257,7 @@ def _household_status(
         household_id=household_id,
         survey_year=year,
         village_code=state.village_code,
-        source="field" if state.source == "field" else "bmn",
+        source=state.source,
         house_no=state.house_no,
         deprivation=state.deprivation,
         failed_indicators=state.failed,
@@ -273,16 +274,20 @@ def _household_status(
         happiness_score=state.happiness_score,
         version=1,
     )
-    return _with_version(state, status)
-
-
-def _with_version(
-    state: HouseholdYear, status: HouseholdStatus
-) -> tuple[HouseholdYear, list[HouseholdStatus]]:
-    if state.sent is not None and state.sent.model_copy(update={"version": 1}) == status:
+    versioned = _versioned(state.sent, status)
+    if versioned is None:
         return state, []
-    versioned = status.model_copy(update={"version": state.sent.version + 1 if state.sent else 1})
     return state.model_copy(update={"sent": versioned}), [versioned]
+
+
+StatusT = TypeVar("StatusT", HouseholdStatus, PersonStatus)
+
+
+def _versioned(previous: StatusT | None, status: StatusT) -> StatusT | None:
+    """`status` (built with version 1) with the next version, or None when it says nothing new."""
+    if previous is not None and previous.model_copy(update={"version": 1}) == status:
+        return None
+    return status.model_copy(update={"version": previous.version + 1 if previous else 1})
 
 
 # --- persons -------------------------------------------------------------------------------
@@ -334,17 +339,17 @@ def _on_facts(
     updated = state.model_copy(update={"facts": facts})
     years = {m.survey_year for m in state.memberships.values()}
     updated, statuses = _person_statuses(citizen_id, updated, years)
-    return (
-        updated,
-        statuses,
-        [_facts_for(m, facts) for m in updated.memberships.values() if m.present],
-    )
+    return updated, statuses, _facts_to_households(updated)
 
 
 def resend_person(state: PersonState) -> tuple[list[PersonStatus], list[MemberFacts]]:
     """Everything the person's state has sent, sent again (see resend_household)."""
-    facts = [_facts_for(m, state.facts) for m in state.memberships.values() if m.present]
-    return list(state.sent.values()), facts
+    return list(state.sent.values()), _facts_to_households(state)
+
+
+def _facts_to_households(state: PersonState) -> list[MemberFacts]:
+    """The person's facts for every household that lists them."""
+    return [_facts_for(m, state.facts) for m in state.memberships.values() if m.present]
 
 
 def _facts_for(membership: Membership, facts: Facts) -> MemberFacts:
@@ -363,14 +368,10 @@ def _person_statuses(
     statuses = []
     for year in sorted(years):
         status = _person_status(citizen_id, year, state)
-        previous = sent.get(year)
-        if status is None or (
-            previous is not None and previous.model_copy(update={"version": 1}) == status
-        ):
-            continue
-        status = status.model_copy(update={"version": previous.version + 1 if previous else 1})
-        sent[year] = status
-        statuses.append(status)
+        versioned = None if status is None else _versioned(sent.get(year), status)
+        if versioned is not None:
+            sent[year] = versioned
+            statuses.append(versioned)
     return state.model_copy(update={"sent": sent}), statuses
 
 

@@ -12,7 +12,6 @@ identical messages, which consumers recognise.
 
 from __future__ import annotations
 
-import base64
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +20,14 @@ import faust
 from faust.types import TP, EventT, TableT
 from pydantic import BaseModel
 
-from services.contracts.events import DeadLetter, Envelope, HouseholdStatus, PersonStatus, envelope
+from services.contracts.events import (
+    DeadLetter,
+    Envelope,
+    HouseholdStatus,
+    PersonStatus,
+    envelope,
+    text_or_base64,
+)
 from services.contracts.records import BmnHousehold, CivilEvent, WelfareRegistration
 from services.contracts.topics import (
     BMN_HOUSEHOLDS,
@@ -126,15 +132,18 @@ class Matcher:
         if event.message.topic == BMN_HOUSEHOLDS.name:
             record = Envelope[BmnHousehold].model_validate_json(event.value)
             key = record.data.household_id
-            state, memberships, statuses = on_household_record(
-                self._load_household(key), record.data, record.id
-            )
+            loaded = self._load_household(key)
+            state, memberships, statuses = on_household_record(loaded, record.data, record.id)
         else:
             facts = MemberFacts.model_validate_json(event.value)
             key = facts.household_id
-            state, statuses = on_member_facts(self._load_household(key), facts)
+            loaded = self._load_household(key)
+            state, statuses = on_member_facts(loaded, facts)
             memberships = []
-        self._households[key.encode()] = state.model_dump_json().encode()
+        # Transitions hand back the very state they were given when nothing changed (a
+        # duplicate, a stale record): no write, no changelog message.
+        if state is not loaded:
+            self._households[key.encode()] = state.model_dump_json().encode()
         if self.may_be_replay(event):
             memberships, statuses = resend_household(state, key)
         await self._send_household_results(memberships, statuses)
@@ -144,16 +153,20 @@ class Matcher:
         if topic == WELFARE_REGISTRATIONS.name:
             registration = Envelope[WelfareRegistration].model_validate_json(event.value).data
             key = registration.citizen_id
-            state, statuses, facts = on_welfare(self._load_person(key), registration)
+            loaded = self._load_person(key)
+            state, statuses, facts = on_welfare(loaded, registration)
         elif topic == CIVIL_EVENTS.name:
             death = Envelope[CivilEvent].model_validate_json(event.value).data
             key = death.citizen_id
-            state, statuses, facts = on_death(self._load_person(key), death)
+            loaded = self._load_person(key)
+            state, statuses, facts = on_death(loaded, death)
         else:
             membership = Membership.model_validate_json(event.value)
             key = membership.citizen_id
-            state, statuses, facts = on_membership(self._load_person(key), membership)
-        self._persons[key.encode()] = state.model_dump_json().encode()
+            loaded = self._load_person(key)
+            state, statuses, facts = on_membership(loaded, membership)
+        if state is not loaded:
+            self._persons[key.encode()] = state.model_dump_json().encode()
         if self.may_be_replay(event):
             statuses, facts = resend_person(state)
         await self._send_person_results(statuses, facts)
@@ -168,11 +181,7 @@ class Matcher:
 
     async def dead_letter(self, event: EventT[bytes], error: Exception) -> None:
         message = event.message
-        value = bytes(message.value or b"")
-        try:
-            text, encoding = value.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(value).decode("ascii"), "base64"
+        text, encoding = text_or_base64(bytes(message.value or b""))
         letter = DeadLetter(
             consumer=APP_ID,
             topic=message.topic,
@@ -180,7 +189,7 @@ class Matcher:
             offset=message.offset,
             key=bytes(message.key).decode("utf-8", errors="replace") if message.key else None,
             value=text,
-            value_encoding="utf-8" if encoding == "utf-8" else "base64",
+            value_encoding=encoding,
             error=f"{type(error).__name__}: {error}"[:2000],
             failed_at=datetime.now(UTC),
         )
