@@ -5,6 +5,12 @@ the messages, so a message's effect and its offset commit together: after a cras
 or a replay from the start, nothing is applied twice. On every assignment the consumer seeks to
 the stored offsets (the start of the topic for a partition it never saw). Statuses carry
 versions too, so even a message applied again would change nothing.
+
+Nothing is committed to Kafka: the group is used only to share partitions between replicas. A
+committed Kafka offset ahead of PostgreSQL's (say, the database restored from a backup) could
+otherwise deliver later messages before the seek takes effect and skip the ones between; with
+none, the fallback position is the topic's start, and anything below the stored offset is
+skipped.
 """
 
 from __future__ import annotations
@@ -35,12 +41,11 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         stored = await self._store.stored_offsets((tp.topic, tp.partition) for tp in assigned)
+        # Explicit positions: the group's offsets committed to Kafka are not the ones that count.
+        beginnings = await self._consumer.beginning_offsets(list(assigned))
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, offset)
+            self._consumer.seek(tp, max(offset if offset is not None else 0, beginnings[tp]))
         log.info("partitions assigned", extra={"partitions": len(assigned)})
 
 
@@ -87,8 +92,5 @@ class StatusConsumer:
                             "applied statuses",
                             extra={"topic": tp.topic, "partition": tp.partition, "count": applied},
                         )
-                if batches:
-                    # Only for lag monitoring: the offsets that count are in PostgreSQL.
-                    await consumer.commit()
         finally:
             await consumer.stop()

@@ -22,7 +22,7 @@ class LogbookSettings(PlatformSettings):
         default=True, description="Apply the matcher's status topics in this process"
     )
     relay: bool = Field(default=True, description="Publish the outbox in this process")
-    consumer_group: str = "tpmap-logbook"
+    consumer_group: str = "tpmap-logbook-status"
     consumer_batch: int = Field(default=500, description="Messages applied per transaction")
     relay_batch: int = Field(default=500, description="Outbox rows published per round")
     relay_interval_seconds: float = Field(

@@ -54,6 +54,9 @@ def start_logbook(
         "DATABASE_URL": database_url,
         "LOGBOOK_PORT": str(port),
         "LOGBOOK_KAFKA_TIMEOUT_SECONDS": "5",
+        # A group of its own: each test's logbook has its own database, so it must see every
+        # partition (replicas sharing one database share a group instead).
+        "LOGBOOK_CONSUMER_GROUP": f"tpmap-logbook-test-{uuid.uuid4().hex[:8]}",
         **settings,
     }
     with log.open("ab") as out:
