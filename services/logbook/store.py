@@ -989,7 +989,18 @@ async def _apply_person(connection: Db, status: PersonStatus) -> None:
 
 
 async def _dead_letter(connection: Db, message: StatusMessage, error: str) -> None:
-    """An unreadable message goes to logbook.dead-letter.v1 (through the outbox) and is skipped."""
+    """An unreadable message goes to logbook.dead-letter.v1 (through the outbox) and is skipped;
+    once only, however often the topic is replayed."""
+    first_time = await connection.fetchval(
+        """INSERT INTO logbook.dead_letters (topic, partition, "offset", error)
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+        message.topic,
+        message.partition,
+        message.offset,
+        error[:2000],
+    )
+    if not first_time:
+        return
     value, encoding = text_or_base64(message.value or b"")
     key = (message.key or b"").decode("utf-8", errors="replace")
     letter = DeadLetter(
