@@ -49,6 +49,7 @@ bench: venv ## benchmarks against the local stack; results in bench/results/
 	$(PY) -m deploy.local up --infra-only
 	$(PY) -m bench.ingest
 	$(PY) -m bench.matcher
+	$(PY) -m bench.logbook
 
 lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
 	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet --disable-pip-version-check uv
