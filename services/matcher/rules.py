@@ -202,3 +202,16 @@ def welfare_order(updated_at: datetime, round_: int) -> WelfareOrder:
 def earliest_death(current: date | None, reported: date) -> date:
     """Several death records for one person: the earliest date holds (platform rule)."""
     return reported if current is None or reported < current else current
+
+
+# A registration of round R serves survey year R + 1 (platform rule): TPMAP's data year 2561
+# joined the 2560 registration round with the survey.
+WELFARE_ROUND_TO_SURVEY_YEAR = 1
+
+
+def welfare_only_year(welfare: WelfareStatus | None, round_: int | None) -> int | None:
+    """The survey year in which a registrant counts as `welfare_only` when no household of that
+    year lists them: verified registrants only, by their latest registration's round."""
+    if welfare != "verified" or round_ is None:
+        return None
+    return round_ + WELFARE_ROUND_TO_SURVEY_YEAR

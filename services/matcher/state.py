@@ -37,6 +37,7 @@ from services.matcher.rules import (
     person_class,
     record_order,
     sorted_dimensions,
+    welfare_only_year,
     welfare_order,
 )
 
@@ -71,7 +72,14 @@ class Facts(_Model):
 
     welfare: WelfareStatus | None = None
     welfare_order: WelfareOrder | None = None
+    registry_village: str | None = Field(
+        default=None, description="The latest registration's address, where welfare-only count"
+    )
     death: date | None = None
+
+    @property
+    def welfare_round(self) -> int | None:
+        return None if self.welfare_order is None else self.welfare_order[1]
 
     def merged(self, other: Facts) -> Facts:
         """The union of two reports: the latest welfare record, the earliest death."""
@@ -82,6 +90,7 @@ class Facts(_Model):
         return Facts(
             welfare=other.welfare if newer else self.welfare,
             welfare_order=other.welfare_order if newer else self.welfare_order,
+            registry_village=other.registry_village if newer else self.registry_village,
             death=death,
         )
 
@@ -320,6 +329,7 @@ def on_welfare(
     reported = Facts(
         welfare=registration.status,
         welfare_order=welfare_order(registration.updated_at, registration.round),
+        registry_village=registration.village_code,
     )
     return _on_facts(state, registration.citizen_id, reported)
 
@@ -337,7 +347,11 @@ def _on_facts(
     if facts == state.facts:
         return state, [], []
     updated = state.model_copy(update={"facts": facts})
-    years = {m.survey_year for m in state.memberships.values()}
+    # Every year the person has or had a status in, and the year the welfare may place them.
+    years = {m.survey_year for m in state.memberships.values()} | set(state.sent)
+    welfare_year = welfare_only_year(facts.welfare, facts.welfare_round)
+    if welfare_year is not None:
+        years.add(welfare_year)
     updated, statuses = _person_statuses(citizen_id, updated, years)
     return updated, statuses, _facts_to_households(updated)
 
@@ -377,10 +391,14 @@ def _person_statuses(
 
 def _person_status(citizen_id: str, year: int, state: PersonState) -> PersonStatus | None:
     """The person's status in a year: through their household there (the newest record if two
-    households list them), or `removed` once no household of that year lists them."""
+    households list them); else `welfare_only` where their verified registration places them;
+    else `removed` once nothing does any more."""
     memberships = [m for m in state.memberships.values() if m.survey_year == year]
     present = [m for m in memberships if m.present]
     if not present:
+        welfare_only = _welfare_only_status(citizen_id, year, state.facts)
+        if welfare_only is not None:
+            return welfare_only
         previous = state.sent.get(year)
         if previous is None:
             return None
@@ -415,5 +433,28 @@ def _person_status(citizen_id: str, year: int, state: PersonState) -> PersonStat
         disabled=home.disabled,
         chronic_patient=home.chronic_patient,
         bedridden=home.bedridden,
+        version=1,
+    )
+
+
+def _welfare_only_status(citizen_id: str, year: int, facts: Facts) -> PersonStatus | None:
+    """A verified registrant no household of `year` lists, placed by their registry address."""
+    if (
+        welfare_only_year(facts.welfare, facts.welfare_round) != year
+        or facts.registry_village is None
+        or is_deceased(facts.death, year)
+    ):
+        return None
+    return PersonStatus(
+        citizen_id=citizen_id,
+        survey_year=year,
+        household_id=None,
+        village_code=facts.registry_village,
+        person_class="welfare_only",
+        deprivation=[],
+        failed_indicators=[],
+        applicable_indicators=[],
+        welfare_status=facts.welfare,
+        age_band=None,
         version=1,
     )

@@ -37,12 +37,13 @@ pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).parents[3]
 HOUSEHOLDS = 400
+WELFARE_ONLY = 25
 GROUP = "tpmap-matcher"
 
 
 def world() -> list[Any]:
     """Households of 1-4 members (some re-surveyed with a member fewer), welfare for most people,
-    a few deaths: deterministic, so every run sees the same input."""
+    a few deaths, some registrants no survey lists: deterministic, so every run sees the same input."""
     records: list[Any] = []
     person = 0
     for n in range(HOUSEHOLDS):
@@ -91,6 +92,17 @@ def world() -> list[Any]:
             records.append(
                 CivilEvent(citizen_id=citizen_id(p), event="death", date=date(2018, 3, 1))
             )
+    # Verified registrants no survey lists: welfare-only, placed by their registry address.
+    for p in range(person, person + WELFARE_ONLY):
+        records.append(
+            WelfareRegistration(
+                citizen_id=citizen_id(p),
+                round=2560,
+                status="verified",
+                updated_at=datetime(2017, 11, 2, tzinfo=UTC),
+                village_code="49010102",
+            )
+        )
     return records
 
 
@@ -186,14 +198,15 @@ def expected_outputs(records: list[Any]) -> tuple[dict[Any, Any], dict[Any, Any]
 def check_against_batch(outputs: dict[str, dict[str, Any]], records: list[Any]) -> None:
     persons, households = expected_outputs(records)
     assert not [k for k in outputs if k.startswith(MATCHER_DEAD_LETTER.name)]
-    for (cid, year), (hh, cls, deprivation, band) in persons.items():
+    for (cid, year), (hh, village, cls, deprivation, band) in persons.items():
         status = outputs[f"{PERSON_STATUS.name}/{cid}:{year}"]
         assert (
             status["household_id"],
+            status["village_code"],
             status["person_class"],
             status["deprivation"],
             status["age_band"],
-        ) == (hh, cls, [d.value for d in deprivation], band)
+        ) == (hh, village, cls, [d.value for d in deprivation], band)
     removed = [
         k
         for k, v in outputs.items()

@@ -64,6 +64,7 @@ def batch_evaluation(
             # The newest household listing a person is theirs (sorted, so the last one wins).
             persons[(m.citizen_id, record.survey_year)] = (
                 hh,
+                record.village_code,
                 cls,
                 sorted_dimensions(assessment.deprivation),
                 age_band(m.age),
@@ -84,4 +85,14 @@ def batch_evaluation(
             outcome.crisis,
             outcome.priority,
         )
+    # Verified registrants no household lists in the year after their round, by their address.
+    for cid, registration in welfare.items():
+        year = registration.round + 1
+        if (
+            registration.status == "verified"
+            and registration.village_code is not None
+            and (cid, year) not in persons
+            and not is_deceased(deaths.get(cid), year)
+        ):
+            persons[(cid, year)] = (None, registration.village_code, "welfare_only", [], None)
     return persons, households

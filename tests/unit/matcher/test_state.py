@@ -126,11 +126,13 @@ def worlds(draw: st.DrawFn) -> tuple[list[Any], list[Any]]:
             records.append(
                 WelfareRegistration(
                     citizen_id=PEOPLE[person],
-                    round=2560,
+                    # Round 2559 places welfare-only registrants in 2560, a year nobody surveyed.
+                    round=draw(st.sampled_from([2559, 2560])),
                     status=draw(
                         st.sampled_from(["registered", "verified", "rejected", "withdrawn"])
                     ),
                     updated_at=datetime(2017, 12, 1, 9, minute, tzinfo=UTC),
+                    village_code=draw(st.sampled_from([None, "49010102"])),
                 )
             )
     for person in draw(st.sets(st.integers(0, len(PEOPLE) - 1), max_size=2)):
@@ -157,14 +159,15 @@ def test_any_interleaving_ends_as_the_batch_evaluation_of_the_newest_records(
     for key, status in pipeline.person_out.items():
         if key not in expected_persons:
             assert status.person_class == "removed", (key, status)
-    for key, (hh, cls, deprivation, band) in expected_persons.items():
+    for key, expected in expected_persons.items():
         status = pipeline.person_out[key]
-        assert (status.household_id, status.person_class, status.deprivation, status.age_band) == (
-            hh,
-            cls,
-            deprivation,
-            band,
-        )
+        assert (
+            status.household_id,
+            status.village_code,
+            status.person_class,
+            status.deprivation,
+            status.age_band,
+        ) == expected
     assert {
         key: (
             s.member_count,
@@ -220,3 +223,36 @@ def test_welfare_and_death_update_person_and_household() -> None:
     assert pipeline.person_out[(PEOPLE[0], YEAR)].person_class == "deceased"
     assert pipeline.household_out[("h1", YEAR)].member_count == 0
     assert pipeline.person_out[(PEOPLE[0], YEAR)].version == target_version + 1
+
+
+def test_a_verified_registrant_no_survey_lists_is_welfare_only() -> None:
+    pipeline = Pipeline()
+    registration = WelfareRegistration(
+        citizen_id=PEOPLE[3],
+        round=YEAR - 1,
+        status="verified",
+        updated_at=datetime(2017, 6, 1, tzinfo=UTC),
+        village_code="49010102",
+    )
+    pipeline.run([registration], random.Random(3))
+    status = pipeline.person_out[(PEOPLE[3], YEAR)]
+    assert (status.person_class, status.household_id, status.village_code) == (
+        "welfare_only",
+        None,
+        "49010102",
+    )
+    pipeline.run([household("h1", [3], 3, True, [40] * len(PEOPLE))], random.Random(3))
+    status = pipeline.person_out[(PEOPLE[3], YEAR)]
+    assert (status.person_class, status.household_id, status.village_code) == (
+        "target",
+        "h1",
+        "49010101",
+    )
+    # Withdrawn, and listed by no household: welfare-only no more, but never silently dropped.
+    pipeline.run([household("h1", [0], 4, True, [40] * len(PEOPLE))], random.Random(3))
+    assert pipeline.person_out[(PEOPLE[3], YEAR)].person_class == "welfare_only"
+    withdrawn = registration.model_copy(
+        update={"status": "withdrawn", "updated_at": datetime(2017, 7, 1, tzinfo=UTC)}
+    )
+    pipeline.run([withdrawn], random.Random(3))
+    assert pipeline.person_out[(PEOPLE[3], YEAR)].person_class == "removed"
