@@ -1,0 +1,27 @@
+"""Configuration of the reporting service, from environment variables (and .local/stack.env)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.contracts.settings import PlatformSettings
+
+
+class ReportingSettings(PlatformSettings):
+    """KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL as everywhere; the rest is prefixed REPORTING_."""
+
+    model_config = SettingsConfigDict(env_prefix="REPORTING_")
+
+    database_url: str = Field(
+        default="postgresql://tpmap@127.0.0.1:15432/tpmap", validation_alias="DATABASE_URL"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8003
+    consumer: bool = Field(
+        default=True, description="Apply the matcher's status topics in this process"
+    )
+    consumer_group: str = "tpmap-reporting-status"
+    consumer_batch: int = Field(default=500, description="Messages applied per transaction")
+    database_pool_size: int = 10
+    log_level: str = "INFO"

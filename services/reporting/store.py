@@ -1,0 +1,267 @@
+"""PostgreSQL adapter of reporting: applies the matcher's statuses to the counters by difference,
+with the consumed offsets in the same transaction, and reads the counters back.
+
+A batch of one partition is applied in one transaction: the partition's offset row is locked,
+messages below the stored offset are skipped (a replay), the applied rows of the batch's keys
+are locked and loaded, `contributions.Ledger` computes the changes (only newer versions count),
+and the changed applied rows, the counter changes and the new offset are written together.
+Counter rows are written in key order, so replicas applying other partitions at the same time
+lock shared rows (the country, a province) in one order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+
+import asyncpg
+import orjson
+from alembic import command
+from alembic.config import Config
+from pydantic import ValidationError
+
+from services.contracts.events import Envelope, HouseholdStatus, PersonStatus
+from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS
+from services.reporting.contributions import Applied, Contribution, EntityKey, Ledger, entity_key
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Db: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+log = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+# PostgreSQL is unreachable or restarting: retry later, nothing is wrong with the messages.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
+
+
+def migrate(database_url: str) -> None:
+    """Applies the reporting schema's migrations (alembic, blocking)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.set_main_option(
+        "sqlalchemy.url", database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    )
+    command.upgrade(config, "head")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMessage:
+    """A message of a status topic, as the consumer hands it over."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+Status = PersonStatus | HouseholdStatus
+
+
+def parse(message: StatusMessage) -> Status:
+    """The status a message carries; ValueError when it carries none."""
+    if message.value is None:
+        msg = "empty message (a tombstone): status topics carry none"
+        raise ValueError(msg)
+    if message.topic == PERSON_STATUS.name:
+        return Envelope[PersonStatus].model_validate_json(message.value).data
+    if message.topic == HOUSEHOLD_STATUS.name:
+        return Envelope[HouseholdStatus].model_validate_json(message.value).data
+    msg = f"not a status topic: {message.topic}"
+    raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class AreaCounters:
+    counters: dict[str, int]
+    as_of: datetime | None
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, database_url: str, size: int = 10) -> Store:
+        return cls(await asyncpg.create_pool(database_url, min_size=1, max_size=size))
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    # --- applying ------------------------------------------------------------------------------
+
+    async def stored_offsets(
+        self, partitions: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        wanted = list(partitions)
+        rows = await self._pool.fetch(
+            """SELECT topic, partition, next_offset FROM reporting.consumer_offsets
+               WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))""",
+            [t for t, _ in wanted],
+            [p for _, p in wanted],
+        )
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def apply(self, messages: Sequence[StatusMessage]) -> int:
+        """Applies messages of one partition, in order, with their offset, in one transaction.
+        Messages below the stored offset are skipped; a status changes the counters only if its
+        version is newer than the applied one. Returns how many messages were consumed."""
+        if not messages:
+            return 0
+        topic, partition = messages[0].topic, messages[0].partition
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                """INSERT INTO reporting.consumer_offsets (topic, partition, next_offset)
+                   VALUES ($1, $2, 0) ON CONFLICT DO NOTHING""",
+                topic,
+                partition,
+            )
+            next_offset: int = await connection.fetchval(
+                """SELECT next_offset FROM reporting.consumer_offsets
+                   WHERE topic = $1 AND partition = $2 FOR UPDATE""",
+                topic,
+                partition,
+            )
+            fresh = [m for m in messages if m.offset >= next_offset]
+            if not fresh:
+                return 0
+            statuses: list[Status] = []
+            for message in fresh:
+                try:
+                    statuses.append(parse(message))
+                except (ValidationError, ValueError) as error:
+                    await _dead_letter(connection, message, str(error))
+            ledger = Ledger(await _load_applied(connection, {entity_key(s) for s in statuses}))
+            for status in statuses:
+                ledger.apply(status)
+            await _write_applied(connection, ledger)
+            await _write_counters(connection, ledger)
+            await connection.execute(
+                """UPDATE reporting.consumer_offsets SET next_offset = $3, updated_at = now()
+                   WHERE topic = $1 AND partition = $2""",
+                topic,
+                partition,
+                fresh[-1].offset + 1,
+            )
+        return len(fresh)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def area_counters(self, survey_year: int, area_code: str) -> AreaCounters:
+        """The counters of one area and year (empty when nothing was counted there), and when
+        the consumer last applied anything."""
+        async with (
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rows = await connection.fetch(
+                """SELECT counter, value FROM reporting.counters
+                   WHERE survey_year = $1 AND area_code = $2 AND value <> 0""",
+                survey_year,
+                area_code,
+            )
+            as_of = await connection.fetchval(
+                "SELECT max(updated_at) FROM reporting.consumer_offsets"
+            )
+        return AreaCounters({r["counter"]: r["value"] for r in rows}, as_of)
+
+    async def years(self) -> list[int]:
+        rows = await self._pool.fetch(
+            """SELECT DISTINCT survey_year FROM reporting.counters
+               WHERE area_code = 'TH' AND value <> 0 ORDER BY survey_year"""
+        )
+        return [r["survey_year"] for r in rows]
+
+
+async def _load_applied(connection: Db, keys: set[EntityKey]) -> dict[EntityKey, Applied]:
+    if not keys:
+        return {}
+    ordered = sorted(keys)
+    rows = await connection.fetch(
+        """SELECT kind, entity_key, version, village_code, counters::text AS counters
+           FROM reporting.applied
+           WHERE (kind, entity_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+           ORDER BY kind, entity_key FOR UPDATE""",
+        [k for k, _ in ordered],
+        [e for _, e in ordered],
+    )
+    return {
+        (r["kind"], r["entity_key"]): Applied(
+            r["version"], Contribution(r["village_code"], orjson.loads(r["counters"]))
+        )
+        for r in rows
+    }
+
+
+async def _write_applied(connection: Db, ledger: Ledger) -> None:
+    changed = sorted(ledger.changed)
+    if not changed:
+        return
+    rows = [ledger.applied[key] for key in changed]
+    await connection.execute(
+        """INSERT INTO reporting.applied (kind, entity_key, version, village_code, counters)
+           SELECT k, e, v, c, j::jsonb
+           FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[]) AS t(k, e, v, c, j)
+           ON CONFLICT (kind, entity_key) DO UPDATE
+             SET version = excluded.version, village_code = excluded.village_code,
+                 counters = excluded.counters, updated_at = now()""",
+        [k for k, _ in changed],
+        [e for _, e in changed],
+        [a.version for a in rows],
+        [a.contribution.village_code for a in rows],
+        [orjson.dumps(dict(a.contribution.counters)).decode() for a in rows],
+    )
+
+
+async def _write_counters(connection: Db, ledger: Ledger) -> None:
+    cells = sorted(cell for cell, value in ledger.counters.items() if value)
+    if not cells:
+        return
+    await connection.execute(
+        """INSERT INTO reporting.counters (survey_year, area_code, counter, value)
+           SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[])
+           ON CONFLICT (survey_year, area_code, counter) DO UPDATE
+             SET value = reporting.counters.value + excluded.value""",
+        [c[0] for c in cells],
+        [c[1] for c in cells],
+        [c[2] for c in cells],
+        [ledger.counters[c] for c in cells],
+    )
+
+
+async def _dead_letter(connection: Db, message: StatusMessage, error: str) -> None:
+    """An unreadable message is skipped and kept once (a replay does not add it again). Its
+    value is not logged: it may hold a citizen ID."""
+    first_time = await connection.fetchval(
+        """INSERT INTO reporting.dead_letters (topic, partition, "offset", error)
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+        message.topic,
+        message.partition,
+        message.offset,
+        error[:2000],
+    )
+    if first_time:
+        log.warning(
+            "unreadable status skipped",
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+        )
