@@ -1,0 +1,156 @@
+"""FastAPI read API of reporting: an area's figures (TPMAP-RULES.md section 4) under any dimension
+mask and welfare-card filter, the survey years counted, health and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from services.contracts.areas import AreaLevel, area, level_of
+from services.reporting.consumer import StatusConsumer
+from services.reporting.contributions import ALL_DIMENSIONS_MASK, AreaFigures, CardFilter, figures
+from services.reporting.settings import ReportingSettings
+from services.reporting.store import DATABASE_DOWN, Store
+
+log = logging.getLogger("services.reporting")
+
+_UNREADY: tuple[type[Exception], ...] = (*DATABASE_DOWN, asyncpg.PostgresError)
+
+router = APIRouter()
+
+
+class AreaReport(AreaFigures):
+    """An area's figures in one survey year, with the area's names and when the consumer last
+    applied a change (`as_of`, null before the first)."""
+
+    survey_year: int
+    area_code: str
+    level: AreaLevel
+    name_th: str | None
+    name_en: str | None
+    as_of: datetime | None
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+@router.get("/healthz", tags=["health"], summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"], summary="PostgreSQL is reachable")
+async def readyz(request: Request) -> Response:
+    try:
+        await asyncio.wait_for(_store(request).ping(), 5)
+        ready = True
+    except _UNREADY as error:
+        log.warning("database unreachable: %s", error)
+        ready = False
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "postgres": ready},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/v1/years", tags=["figures"], summary="Survey years (BE) with counted figures")
+async def years(request: Request) -> dict[str, list[int]]:
+    return {"years": await _store(request).years()}
+
+
+@router.get(
+    "/v1/areas/{code}",
+    tags=["figures"],
+    summary="An area's figures under a dimension mask and welfare-card filter",
+    response_model=AreaReport,
+)
+async def area_figures(
+    request: Request,
+    code: Annotated[str, Path(description="TH, PP, PPDD, PPDDSS or PPDDSSVV")],
+    year: Annotated[
+        int | None, Query(description="Survey year (BE); the latest counted when omitted")
+    ] = None,
+    mask: Annotated[
+        str,
+        Query(
+            pattern=r"^[01]{5}$",
+            description="Dimensions that count: health, living, education, income, access",
+        ),
+    ] = ALL_DIMENSIONS_MASK,
+    card: Annotated[CardFilter, Query(description="Welfare-card filter")] = "all",
+) -> AreaReport:
+    level = level_of(code)
+    if level is None:
+        raise HTTPException(404, f"not an area code: {code!r} (TH, PP, PPDD, PPDDSS, PPDDSSVV)")
+    store = _store(request)
+    if year is None:
+        counted = await store.years()
+        if not counted:
+            raise HTTPException(404, "no survey year has been counted yet")
+        year = counted[-1]
+    stored = await store.area_counters(year, code)
+    found = area(code)
+    return AreaReport(
+        **figures(stored.counters, mask, card).model_dump(),
+        survey_year=year,
+        area_code=code,
+        level=level,
+        name_th=found.name_th if found else None,
+        name_en=found.name_en if found else None,
+        as_of=stored.as_of,
+    )
+
+
+def create_app(settings: ReportingSettings) -> FastAPI:
+    """The reporting app; PostgreSQL is connected and the status consumer started on startup."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await Store.connect(settings.database_url, settings.database_pool_size)
+        app.state.store = store
+        background: list[asyncio.Task[None]] = []
+        if settings.consumer:
+            consumer = StatusConsumer(settings, store)
+            background.append(asyncio.create_task(consumer.run(), name="status-consumer"))
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await store.close()
+
+    app = FastAPI(
+        title="tpmap reporting",
+        version="1",
+        description=(
+            "Live figures of the target poor per survey year and area, at every level (country, "
+            "province, district, subdistrict, village), under any of TPMAP's dimension masks "
+            "and the welfare-card filter.\n\n"
+            "ตัวเลขคนจนเป้าหมายรายปีสำรวจและรายพื้นที่ ทุกระดับ เลือกมิติและสถานะบัตรสวัสดิการได้"
+        ),
+        lifespan=lifespan,
+    )
+
+    async def database_down(request: Request, error: Exception) -> Response:
+        log.warning("database unavailable", extra={"error": str(error), "path": request.url.path})
+        return JSONResponse(
+            {"detail": "the database is unavailable, try again"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    for error_class in DATABASE_DOWN:
+        app.add_exception_handler(error_class, database_down)
+    app.include_router(router)
+    return app

@@ -1,0 +1,155 @@
+"""`python -m services.reporting` as its own process, as deploy/local starts it: statuses produced
+to the broker reach the read API's figures; setup-local migrates and keeps other sections."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from deploy.local.ports import any_free_port
+from services.contracts.indicators import DIMENSIONS
+from services.reporting.contributions import CARD_FILTERS
+from tests.service.brokers import DisposableBroker
+from tests.service.reporting.conftest import AREAS, YEARS, caught_up, produce, random_stream
+from tests.unit.reporting.recount import Recount, final_states
+
+pytestmark = pytest.mark.stack
+
+REPO = Path(__file__).parents[3]
+_META = ("survey_year", "area_code", "level", "name_th", "name_en", "as_of")
+
+
+def _env(bootstrap: str, database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "DATABASE_URL": database_url,
+        "REPORTING_CONSUMER_GROUP": f"tpmap-reporting-test-{uuid.uuid4().hex[:8]}",
+        **extra,
+    }
+
+
+@pytest.fixture
+def reporting(
+    broker: DisposableBroker, fresh_database: str, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    port = any_free_port()
+    log = tmp_path / "reporting.log"
+    env = _env(broker.bootstrap, fresh_database, REPORTING_PORT=str(port))
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.reporting"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{url}/readyz answers 200", lambda: _status(f"{url}/readyz") == 200, process, log)
+        yield url, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    # PDPA: whatever the test sent, the log holds no citizen ID in full.
+    assert not re.search(r"(?<![0-9])[0-9]{13}(?![0-9])", log.read_text())
+
+
+def _status(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.TransportError:
+        return None
+
+
+def _wait(what: str, probe: Any, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"reporting exited with {process.returncode}:\n{log.read_text()}")
+        if probe():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()}")
+
+
+def _get(url: str, **params: Any) -> dict[str, Any]:
+    response = httpx.get(url, params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_the_read_api_answers_the_recount(
+    reporting: tuple[str, Path], broker: DisposableBroker, fresh_database: str
+) -> None:
+    url, _ = reporting
+    database = fresh_database
+    assert _get(f"{url}/healthz") == {"status": "ok"}
+    assert _get(f"{url}/v1/years") == {"years": []}
+    assert httpx.get(f"{url}/v1/areas/TH", timeout=10).status_code == 404
+
+    _, stream = random_stream(11)
+    produce(broker.bootstrap, stream)
+    states = final_states(stream)
+    deadline = time.monotonic() + 60
+    while not caught_up(broker.bootstrap, database):
+        assert time.monotonic() < deadline, "the consumer did not reach the end of the topics"
+        time.sleep(0.3)
+
+    assert _get(f"{url}/v1/years") == {"years": list(YEARS)}
+    for year, area, mask, card in product(YEARS, AREAS, ("11111", "01000"), CARD_FILTERS):
+        body = _get(f"{url}/v1/areas/{area}", year=year, mask=mask, card=card)
+        assert (body["survey_year"], body["area_code"], body["mask"], body["card"]) == (
+            year,
+            area,
+            mask,
+            card,
+        )
+        expected = orjson.loads(Recount(mask, card).figures(states, year, area).model_dump_json())
+        assert {k: v for k, v in body.items() if k not in _META} == expected
+        assert set(body["target_by_dimension"]) == {d.value for d in DIMENSIONS}
+    latest = _get(f"{url}/v1/areas/49")
+    assert (latest["survey_year"], latest["level"], latest["name_en"]) == (
+        2562,
+        "province",
+        "Mukdahan",
+    )
+    assert latest["as_of"] is not None
+
+    assert httpx.get(f"{url}/v1/areas/4", timeout=10).status_code == 404
+    assert httpx.get(f"{url}/v1/areas/TH", params={"mask": "1111"}, timeout=10).status_code == 422
+    assert httpx.get(f"{url}/v1/areas/TH", params={"card": "x"}, timeout=10).status_code == 422
+
+
+def test_setup_local_migrates_and_keeps_other_sections(
+    fresh_database: str, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    credentials = tmp_path / "credentials.json"
+    credentials.write_bytes(orjson.dumps({"logbook": {"url": "http://127.0.0.1:8002"}}))
+    for _ in range(2):  # idempotent
+        result = subprocess.run(
+            [sys.executable, "-m", "services.reporting", "setup-local", str(credentials)],
+            cwd=REPO,
+            env=_env(kafka_bootstrap, fresh_database),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    document = orjson.loads(credentials.read_bytes())
+    assert document["logbook"] == {"url": "http://127.0.0.1:8002"}
+    assert document["reporting"] == {"url": "http://127.0.0.1:8003"}
+    assert credentials.stat().st_mode & 0o777 == 0o600
