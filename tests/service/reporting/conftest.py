@@ -121,14 +121,16 @@ def produce(bootstrap: str, statuses: list[Status], garbage: int = 0) -> None:
     producer.close()
 
 
-def random_stream(seed: int) -> tuple[list[Status], list[Status]]:
-    """Every version of 40 persons and 7 households in two years, and a stream of them with
+def random_stream(
+    seed: int, persons: int = 40, households: int = 7
+) -> tuple[list[Status], list[Status]]:
+    """Every version of some persons and households in two years, and a stream of them with
     stale versions after newer ones and duplicates."""
     rng = random.Random(seed)
     versions: list[Status] = []
-    for n, year in product(range(40), YEARS):
+    for n, year in product(range(persons), YEARS):
         versions += [person(rng, n, year, v) for v in range(1, rng.randint(1, 3) + 1)]
-    for n, year in product(range(7), YEARS):
+    for n, year in product(range(households), YEARS):
         versions += [household(rng, n, year, v) for v in range(1, rng.randint(1, 2) + 1)]
     stream = versions[:]
     rng.shuffle(stream)
@@ -144,9 +146,8 @@ def end_offsets(bootstrap: str) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
-def caught_up(bootstrap: str, database_url: str) -> bool:
-    """PostgreSQL's offsets have reached the ends of the status topics."""
-    ends = end_offsets(bootstrap)
+def caught_up_rows(database_url: str) -> dict[tuple[str, int], int]:
+    """PostgreSQL's next offset per status partition (absent: none applied yet)."""
 
     async def stored() -> dict[tuple[str, int], int]:
         connection = await asyncpg.connect(database_url)
@@ -158,5 +159,11 @@ def caught_up(bootstrap: str, database_url: str) -> bool:
         finally:
             await connection.close()
 
-    offsets = asyncio.run(stored())
+    return asyncio.run(stored())
+
+
+def caught_up(bootstrap: str, database_url: str) -> bool:
+    """PostgreSQL's offsets have reached the ends of the status topics."""
+    ends = end_offsets(bootstrap)
+    offsets = caught_up_rows(database_url)
     return all(offsets.get(tp, 0) >= end for tp, end in ends.items())

@@ -22,7 +22,14 @@ from deploy.local.ports import any_free_port
 from services.contracts.indicators import DIMENSIONS
 from services.reporting.contributions import CARD_FILTERS
 from tests.service.brokers import DisposableBroker
-from tests.service.reporting.conftest import AREAS, YEARS, caught_up, produce, random_stream
+from tests.service.reporting.conftest import (
+    AREAS,
+    YEARS,
+    caught_up,
+    caught_up_rows,
+    produce,
+    random_stream,
+)
 from tests.unit.reporting.recount import Recount, final_states
 
 pytestmark = pytest.mark.stack
@@ -36,35 +43,57 @@ def _env(bootstrap: str, database_url: str, **extra: str) -> dict[str, str]:
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "DATABASE_URL": database_url,
-        "REPORTING_CONSUMER_GROUP": f"tpmap-reporting-test-{uuid.uuid4().hex[:8]}",
+        "REPORTING_CONSUMER_GROUP": _group(),
         **extra,
     }
+
+
+def start_reporting(
+    bootstrap: str, database_url: str, log: Path, group: str, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m services.reporting` on a free port, once /readyz answers 200."""
+    port = any_free_port()
+    env = _env(
+        bootstrap,
+        database_url,
+        REPORTING_PORT=str(port),
+        REPORTING_CONSUMER_GROUP=group,
+        **settings,
+    )
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.reporting"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    _wait(f"{url}/readyz answers 200", lambda: _status(f"{url}/readyz") == 200, process, log)
+    return process, url
+
+
+def stop_reporting(process: subprocess.Popen[bytes], log: Path) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    # PDPA: whatever the test sent, the log holds no citizen ID in full.
+    assert not re.search(r"(?<![0-9])[0-9]{13}(?![0-9])", log.read_text())
 
 
 @pytest.fixture
 def reporting(
     broker: DisposableBroker, fresh_database: str, tmp_path: Path
 ) -> Iterator[tuple[str, Path]]:
-    port = any_free_port()
     log = tmp_path / "reporting.log"
-    env = _env(broker.bootstrap, fresh_database, REPORTING_PORT=str(port))
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.reporting"], cwd=REPO, env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_reporting(broker.bootstrap, fresh_database, log, _group())
     try:
-        _wait(f"{url}/readyz answers 200", lambda: _status(f"{url}/readyz") == 200, process, log)
         yield url, log
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    # PDPA: whatever the test sent, the log holds no citizen ID in full.
-    assert not re.search(r"(?<![0-9])[0-9]{13}(?![0-9])", log.read_text())
+        stop_reporting(process, log)
+
+
+def _group() -> str:
+    return f"tpmap-reporting-test-{uuid.uuid4().hex[:8]}"
 
 
 def _status(url: str) -> int | None:
@@ -153,3 +182,39 @@ def test_setup_local_migrates_and_keeps_other_sections(
     assert document["logbook"] == {"url": "http://127.0.0.1:8002"}
     assert document["reporting"] == {"url": "http://127.0.0.1:8003"}
     assert credentials.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_worker_killed_mid_stream_ends_with_the_same_figures(
+    broker: DisposableBroker, fresh_database: str, tmp_path: Path
+) -> None:
+    """SIGKILL while batches are being applied, then a restart in the same group: every figure
+    equals the recount (nothing lost, nothing counted twice)."""
+    _, stream = random_stream(13, persons=600, households=60)
+    first, rest = stream[:200], stream[200:]
+    produce(broker.bootstrap, first)
+    log, group = tmp_path / "reporting.log", _group()
+    batch = {"REPORTING_CONSUMER_BATCH": "1"}  # one transaction per message: a long stream
+    process, _ = start_reporting(broker.bootstrap, fresh_database, log, group, **batch)
+    _wait("a first message applied", lambda: bool(caught_up_rows(fresh_database)), process, log)
+    produce(broker.bootstrap, rest)
+    process.kill()
+    process.wait()
+    partial = sum(caught_up_rows(fresh_database).values())
+    process, url = start_reporting(broker.bootstrap, fresh_database, log, group, **batch)
+    try:
+        _wait(
+            "the restarted worker at the end of the topics",
+            lambda: caught_up(broker.bootstrap, fresh_database),
+            process,
+            log,
+        )
+        states = final_states(stream)
+        for year, area, card in product(YEARS, AREAS, CARD_FILTERS):
+            body = _get(f"{url}/v1/areas/{area}", year=year, card=card)
+            expected = orjson.loads(
+                Recount("11111", card).figures(states, year, area).model_dump_json()
+            )
+            assert {k: v for k, v in body.items() if k not in _META} == expected
+    finally:
+        stop_reporting(process, log)
+    assert partial < len(stream), "the worker finished before it was killed: not mid-stream"
