@@ -8,11 +8,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from services.contracts.areas import AreaLevel, area, level_of
 from services.reporting.consumer import StatusConsumer
@@ -37,6 +38,79 @@ class AreaReport(AreaFigures):
     name_th: str | None
     name_en: str | None
     as_of: datetime | None
+
+
+class AreaChildren(BaseModel):
+    """The figures of each child area of `parent` with anything counted, sorted."""
+
+    survey_year: int
+    parent: str
+    mask: str
+    card: CardFilter
+    sort: str
+    order: Literal["asc", "desc"]
+    as_of: datetime | None
+    children: list[AreaReport]
+
+
+# What children may be sorted by: the area code and every single-number figure.
+SORTABLE: tuple[str, ...] = (
+    "area_code",
+    *(
+        name
+        for name, info in AreaFigures.model_fields.items()
+        if info.annotation in (int, float) and name not in ("mask", "card")
+    ),
+)
+
+Code = Annotated[str, Path(description="TH, PP, PPDD, PPDDSS or PPDDSSVV")]
+Year = Annotated[int | None, Query(description="Survey year (BE); the latest counted when omitted")]
+Mask = Annotated[
+    str,
+    Query(
+        pattern=r"^[01]{5}$",
+        description="Dimensions that count: health, living, education, income, access",
+    ),
+]
+Card = Annotated[CardFilter, Query(description="Welfare-card filter")]
+
+
+def _report(
+    year: int,
+    code: str,
+    counters: dict[str, int],
+    *,
+    as_of: datetime | None,
+    mask: str,
+    card: CardFilter,
+) -> AreaReport:
+    level = _level(code)
+    found = area(code)
+    return AreaReport(
+        **figures(counters, mask, card).model_dump(),
+        survey_year=year,
+        area_code=code,
+        level=level,
+        name_th=found.name_th if found else None,
+        name_en=found.name_en if found else None,
+        as_of=as_of,
+    )
+
+
+async def _year(store: Store, year: int | None) -> int:
+    if year is not None:
+        return year
+    counted = await store.years()
+    if not counted:
+        raise HTTPException(404, "no survey year has been counted yet")
+    return counted[-1]
+
+
+def _level(code: str) -> AreaLevel:
+    level = level_of(code)
+    if level is None:
+        raise HTTPException(404, f"not an area code: {code!r} (TH, PP, PPDD, PPDDSS, PPDDSSVV)")
+    return level
 
 
 def _store(request: Request) -> Store:
@@ -76,38 +150,55 @@ async def years(request: Request) -> dict[str, list[int]]:
 )
 async def area_figures(
     request: Request,
-    code: Annotated[str, Path(description="TH, PP, PPDD, PPDDSS or PPDDSSVV")],
-    year: Annotated[
-        int | None, Query(description="Survey year (BE); the latest counted when omitted")
-    ] = None,
-    mask: Annotated[
-        str,
-        Query(
-            pattern=r"^[01]{5}$",
-            description="Dimensions that count: health, living, education, income, access",
-        ),
-    ] = ALL_DIMENSIONS_MASK,
-    card: Annotated[CardFilter, Query(description="Welfare-card filter")] = "all",
+    code: Code,
+    year: Year = None,
+    mask: Mask = ALL_DIMENSIONS_MASK,
+    card: Card = "all",
 ) -> AreaReport:
-    level = level_of(code)
-    if level is None:
-        raise HTTPException(404, f"not an area code: {code!r} (TH, PP, PPDD, PPDDSS, PPDDSSVV)")
+    _level(code)
     store = _store(request)
-    if year is None:
-        counted = await store.years()
-        if not counted:
-            raise HTTPException(404, "no survey year has been counted yet")
-        year = counted[-1]
+    year = await _year(store, year)
     stored = await store.area_counters(year, code)
-    found = area(code)
-    return AreaReport(
-        **figures(stored.counters, mask, card).model_dump(),
+    return _report(year, code, stored.counters, as_of=stored.as_of, mask=mask, card=card)
+
+
+@router.get(
+    "/v1/areas/{code}/children",
+    tags=["figures"],
+    summary="The figures of each child area (provinces of TH, districts of a province, ...)",
+    response_model=AreaChildren,
+)
+async def area_children(
+    request: Request,
+    code: Code,
+    *,
+    year: Year = None,
+    mask: Mask = ALL_DIMENSIONS_MASK,
+    card: Card = "all",
+    sort: Annotated[str, Query(description=f"One of: {', '.join(SORTABLE)}")] = "area_code",
+    order: Annotated[Literal["asc", "desc"], Query()] = "asc",
+) -> AreaChildren:
+    if _level(code) == "village":
+        raise HTTPException(404, "a village has no child areas")
+    if sort not in SORTABLE:
+        raise HTTPException(422, f"sort must be one of: {', '.join(SORTABLE)}")
+    store = _store(request)
+    year = await _year(store, year)
+    counted, as_of = await store.children_counters(year, code)
+    children = [
+        _report(year, child, c, as_of=as_of, mask=mask, card=card) for child, c in counted.items()
+    ]
+    children.sort(key=lambda r: r.area_code)  # ties in the figure keep code order
+    children.sort(key=lambda r: getattr(r, sort), reverse=order == "desc")
+    return AreaChildren(
         survey_year=year,
-        area_code=code,
-        level=level,
-        name_th=found.name_th if found else None,
-        name_en=found.name_en if found else None,
-        as_of=stored.as_of,
+        parent=code,
+        mask=mask,
+        card=card,
+        sort=sort,
+        order=order,
+        as_of=as_of,
+        children=children,
     )
 
 

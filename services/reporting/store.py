@@ -24,6 +24,7 @@ from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
 
+from services.contracts.areas import COUNTRY_CODE
 from services.contracts.events import Envelope, HouseholdStatus, PersonStatus
 from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS
 from services.reporting.contributions import Applied, Contribution, EntityKey, Ledger, entity_key
@@ -180,6 +181,33 @@ class Store:
                 "SELECT max(updated_at) FROM reporting.consumer_offsets"
             )
         return AreaCounters({r["counter"]: r["value"] for r in rows}, as_of)
+
+    async def children_counters(
+        self, survey_year: int, parent: str
+    ) -> tuple[dict[str, dict[str, int]], datetime | None]:
+        """The counters of every child area of `parent` with anything counted, by area code."""
+        child_length = 2 if parent == COUNTRY_CODE else len(parent) + 2
+        prefix = "" if parent == COUNTRY_CODE else parent
+        async with (
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rows = await connection.fetch(
+                """SELECT area_code, counter, value FROM reporting.counters
+                   WHERE survey_year = $1 AND area_code <> 'TH' AND length(area_code) = $2
+                     AND left(area_code, $3) = $4 AND value <> 0""",
+                survey_year,
+                child_length,
+                len(prefix),
+                prefix,
+            )
+            as_of = await connection.fetchval(
+                "SELECT max(updated_at) FROM reporting.consumer_offsets"
+            )
+        children: dict[str, dict[str, int]] = {}
+        for r in rows:
+            children.setdefault(r["area_code"], {})[r["counter"]] = r["value"]
+        return children, as_of
 
     async def years(self) -> list[int]:
         rows = await self._pool.fetch(

@@ -19,8 +19,9 @@ import orjson
 import pytest
 
 from deploy.local.ports import any_free_port
+from services.contracts.areas import parent_chain
 from services.contracts.indicators import DIMENSIONS
-from services.reporting.contributions import CARD_FILTERS
+from services.reporting.contributions import CARD_FILTERS, figures
 from tests.service.brokers import DisposableBroker
 from tests.service.reporting.conftest import (
     AREAS,
@@ -150,6 +151,28 @@ def test_the_read_api_answers_the_recount(
         expected = orjson.loads(Recount(mask, card).figures(states, year, area).model_dump_json())
         assert {k: v for k, v in body.items() if k not in _META} == expected
         assert set(body["target_by_dimension"]) == {d.value for d in DIMENSIONS}
+    empty = figures({})
+    for year, parent in product(YEARS, [a for a in AREAS if len(a) < 8]):
+        expected_children = [
+            a
+            for a in AREAS
+            if len(parent_chain(a)) > 1
+            and parent_chain(a)[-2] == parent
+            and Recount("11111", "all").figures(states, year, a) != empty
+        ]
+        listed = _get(f"{url}/v1/areas/{parent}/children", year=year, mask="10100", card="card")
+        assert [c["area_code"] for c in listed["children"]] == expected_children
+        for child in listed["children"]:
+            expected = Recount("10100", "card").figures(states, year, child["area_code"])
+            assert {k: v for k, v in child.items() if k not in _META} == orjson.loads(
+                expected.model_dump_json()
+            )
+    ranked = _get(f"{url}/v1/areas/490101/children", year=2561, sort="target_persons", order="desc")
+    keys = [(-c["target_persons"], c["area_code"]) for c in ranked["children"]]
+    assert len(keys) == 2
+    assert keys == sorted(keys)
+    assert httpx.get(f"{url}/v1/areas/TH/children", params={"sort": "x"}).status_code == 422
+    assert httpx.get(f"{url}/v1/areas/49010101/children").status_code == 404
     latest = _get(f"{url}/v1/areas/49")
     assert (latest["survey_year"], latest["level"], latest["name_en"]) == (
         2562,
