@@ -21,6 +21,7 @@ import uvicorn
 from services.contracts.logs import configure_logging
 from services.reporting.api import create_app
 from services.reporting.consumer import StatusConsumer
+from services.reporting.publisher import AreaPublisher
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import Store, migrate
 
@@ -42,7 +43,12 @@ def serve(settings: ReportingSettings) -> None:
 async def _worker(settings: ReportingSettings) -> None:
     store = await Store.connect(settings.database_url, settings.database_pool_size)
     try:
-        await StatusConsumer(settings, store).run()
+        tasks = []
+        if settings.consumer:
+            tasks.append(StatusConsumer(settings, store).run())
+        if settings.publisher:
+            tasks.append(AreaPublisher(settings, store).run())
+        await asyncio.gather(*tasks)
     finally:
         await store.close()
 
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the HTTP service with the status consumer (default)")
-    commands.add_parser("worker", help="run the status consumer only")
+    commands.add_parser("worker", help="run the status consumer and area publisher only")
     commands.add_parser("migrate", help="apply database migrations")
     local = commands.add_parser("setup-local", help="migrate and write the local URL")
     local.add_argument("credentials", type=Path)

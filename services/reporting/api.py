@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from services.contracts.areas import AreaLevel, area, level_of
 from services.reporting.consumer import StatusConsumer
 from services.reporting.contributions import ALL_DIMENSIONS_MASK, AreaFigures, CardFilter, figures
+from services.reporting.publisher import AreaPublisher
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import DATABASE_DOWN, Store
 
@@ -213,6 +214,9 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         if settings.consumer:
             consumer = StatusConsumer(settings, store)
             background.append(asyncio.create_task(consumer.run(), name="status-consumer"))
+        if settings.publisher:
+            publisher = AreaPublisher(settings, store)
+            background.append(asyncio.create_task(publisher.run(), name="area-publisher"))
         try:
             yield
         finally:

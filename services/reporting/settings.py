@@ -23,5 +23,14 @@ class ReportingSettings(PlatformSettings):
     )
     consumer_group: str = "tpmap-reporting-status"
     consumer_batch: int = Field(default=500, description="Messages applied per transaction")
+    publisher: bool = Field(
+        default=True,
+        description="Publish changed areas to reporting.area-aggregates.v1 (one leader at a time)",
+    )
+    publish_interval_seconds: float = Field(
+        default=0.25,
+        description="Pause between publishing rounds: an area is sent at most once a round",
+    )
+    publish_batch: int = Field(default=500, description="Areas published per round at most")
     database_pool_size: int = 10
     log_level: str = "INFO"

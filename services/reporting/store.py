@@ -11,8 +11,10 @@ lock shared rows (the country, a province) in one order and cannot deadlock.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +88,24 @@ def parse(message: StatusMessage) -> Status:
 
 
 @dataclass(frozen=True, slots=True)
+class DirtyArea:
+    survey_year: int
+    area_code: str
+    generation: int
+
+
+class Leader:
+    """The connection that holds a leader's advisory lock: if it is lost, so is the lock."""
+
+    def __init__(self, connection: Db) -> None:
+        self._connection = connection
+
+    async def check(self) -> None:
+        """Raises if the lock's connection is gone (the lock went with it)."""
+        await self._connection.fetchval("SELECT 1")
+
+
+@dataclass(frozen=True, slots=True)
 class AreaCounters:
     counters: dict[str, int]
     as_of: datetime | None
@@ -153,6 +173,7 @@ class Store:
                 ledger.apply(status)
             await _write_applied(connection, ledger)
             await _write_counters(connection, ledger)
+            await _mark_dirty(connection, ledger)
             await connection.execute(
                 """UPDATE reporting.consumer_offsets SET next_offset = $3, updated_at = now()
                    WHERE topic = $1 AND partition = $2""",
@@ -208,6 +229,40 @@ class Store:
         for r in rows:
             children.setdefault(r["area_code"], {})[r["counter"]] = r["value"]
         return children, as_of
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    async def dirty_areas(self, limit: int) -> list[DirtyArea]:
+        """Areas changed since they were last published, the longest waiting first."""
+        rows = await self._pool.fetch(
+            """SELECT survey_year, area_code, generation FROM reporting.dirty_areas
+               ORDER BY changed_at LIMIT $1""",
+            limit,
+        )
+        return [DirtyArea(r["survey_year"], r["area_code"], r["generation"]) for r in rows]
+
+    async def published(self, areas: Sequence[DirtyArea]) -> None:
+        """Clears the areas published, unless they changed again since they were read."""
+        await self._pool.execute(
+            """DELETE FROM reporting.dirty_areas d
+               USING unnest($1::int[], $2::text[], $3::bigint[]) AS p(y, a, g)
+               WHERE d.survey_year = p.y AND d.area_code = p.a AND d.generation = p.g""",
+            [a.survey_year for a in areas],
+            [a.area_code for a in areas],
+            [a.generation for a in areas],
+        )
+
+    @contextlib.asynccontextmanager
+    async def leadership(self, lock_id: int, retry_seconds: float) -> AsyncIterator[Leader]:
+        """Waits until this process holds the session advisory lock `lock_id` (one leader among
+        replicas), and holds it, on a connection of its own, until the block ends."""
+        async with self._pool.acquire() as connection:
+            while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
+                await asyncio.sleep(retry_seconds)
+            try:
+                yield Leader(connection)
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", lock_id)
 
     async def years(self) -> list[int]:
         rows = await self._pool.fetch(
@@ -270,6 +325,21 @@ async def _write_counters(connection: Db, ledger: Ledger) -> None:
         [c[1] for c in cells],
         [c[2] for c in cells],
         [ledger.counters[c] for c in cells],
+    )
+
+
+async def _mark_dirty(connection: Db, ledger: Ledger) -> None:
+    """The areas whose counters changed wait to be published (in key order, as the counters)."""
+    areas = sorted({(year, area) for (year, area, _), value in ledger.counters.items() if value})
+    if not areas:
+        return
+    await connection.execute(
+        """INSERT INTO reporting.dirty_areas (survey_year, area_code)
+           SELECT * FROM unnest($1::int[], $2::text[])
+           ON CONFLICT (survey_year, area_code) DO UPDATE
+             SET generation = reporting.dirty_areas.generation + 1, changed_at = now()""",
+        [a[0] for a in areas],
+        [a[1] for a in areas],
     )
 
 

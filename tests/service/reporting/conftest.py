@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from itertools import product
@@ -14,9 +15,20 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.contracts.areas import parent_chain
-from services.contracts.events import HouseholdStatus, PersonStatus, envelope
+from services.contracts.events import (
+    AreaAggregate,
+    Envelope,
+    HouseholdStatus,
+    PersonStatus,
+    envelope,
+)
 from services.contracts.indicators import DIMENSIONS
-from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS, TOPICS_BY_NAME
+from services.contracts.topics import (
+    AREA_AGGREGATES,
+    HOUSEHOLD_STATUS,
+    PERSON_STATUS,
+    TOPICS_BY_NAME,
+)
 from services.reporting.consumer import TOPICS
 from services.reporting.store import migrate
 from tests.synthetic import citizen_id
@@ -167,3 +179,37 @@ def caught_up(bootstrap: str, database_url: str) -> bool:
     ends = end_offsets(bootstrap)
     offsets = caught_up_rows(database_url)
     return all(offsets.get(tp, 0) >= end for tp, end in ends.items())
+
+
+def latest_aggregates(bootstrap: str) -> dict[str, Envelope[AreaAggregate]]:
+    """The newest message of each key of reporting.area-aggregates.v1."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    tps = [TopicPartition(AREA_AGGREGATES.name, p) for p in range(AREA_AGGREGATES.partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(tps)
+    latest: dict[str, Envelope[AreaAggregate]] = {}
+    deadline = time.monotonic() + 30
+    try:
+        while any(consumer.position(p) < ends[p] for p in tps):
+            assert time.monotonic() < deadline, "could not read the aggregates topic"
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    latest[record.key.decode()] = Envelope[AreaAggregate].model_validate_json(
+                        record.value
+                    )
+    finally:
+        consumer.close()
+    return latest
+
+
+def dirty_areas(database_url: str) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(database_url)
+        try:
+            found: int = await connection.fetchval("SELECT count(*) FROM reporting.dirty_areas")
+            return found
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())

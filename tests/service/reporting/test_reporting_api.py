@@ -21,6 +21,7 @@ import pytest
 from deploy.local.ports import any_free_port
 from services.contracts.areas import parent_chain
 from services.contracts.indicators import DIMENSIONS
+from services.reporting.aggregates import counters_of_aggregate
 from services.reporting.contributions import CARD_FILTERS, figures
 from tests.service.brokers import DisposableBroker
 from tests.service.reporting.conftest import (
@@ -28,6 +29,8 @@ from tests.service.reporting.conftest import (
     YEARS,
     caught_up,
     caught_up_rows,
+    dirty_areas,
+    latest_aggregates,
     produce,
     random_stream,
 )
@@ -139,6 +142,26 @@ def test_the_read_api_answers_the_recount(
         assert time.monotonic() < deadline, "the consumer did not reach the end of the topics"
         time.sleep(0.3)
 
+    # Every changed area reaches reporting.area-aggregates.v1, coalesced, keyed year:area.
+    while dirty_areas(database):
+        assert time.monotonic() < deadline, "changed areas were not published"
+        time.sleep(0.3)
+    published = latest_aggregates(broker.bootstrap)
+    empty = figures({})
+    for year, area in product(YEARS, AREAS):
+        recount = Recount("11111", "all").figures(states, year, area)
+        key = f"{year}:{area}"
+        if recount == empty:
+            assert key not in published
+            continue
+        event = published[key]
+        assert (event.subject, event.data.survey_year, event.data.area_code) == (key, year, area)
+        for card in CARD_FILTERS:
+            expected = Recount("01100", card).figures(states, year, area)
+            assert figures(counters_of_aggregate(event.data), "01100", card) == expected.model_copy(
+                update={"deceased": 0, "unplaced": 0}
+            )
+
     assert _get(f"{url}/v1/years") == {"years": list(YEARS)}
     for year, area, mask, card in product(YEARS, AREAS, ("11111", "01000"), CARD_FILTERS):
         body = _get(f"{url}/v1/areas/{area}", year=year, mask=mask, card=card)
@@ -151,7 +174,6 @@ def test_the_read_api_answers_the_recount(
         expected = orjson.loads(Recount(mask, card).figures(states, year, area).model_dump_json())
         assert {k: v for k, v in body.items() if k not in _META} == expected
         assert set(body["target_by_dimension"]) == {d.value for d in DIMENSIONS}
-    empty = figures({})
     for year, parent in product(YEARS, [a for a in AREAS if len(a) < 8]):
         expected_children = [
             a
