@@ -21,7 +21,9 @@ from tests.service.logbook.conftest import (
     household_status,
     person_status,
     publish_statuses,
+    query,
     run_id,
+    wait_for,
     wait_for_version,
 )
 from tests.synthetic import citizen_id
@@ -100,6 +102,20 @@ def world(
         ),
     ]
     publish_statuses(kafka_bootstrap, statuses)
+    # Person statuses travel on their own topic: wait for them too, not only the households.
+    wait_for(
+        "the inside household's two members",
+        lambda: (
+            len(
+                query(
+                    database_url,
+                    "SELECT 1 FROM logbook.persons WHERE household_id = $1",
+                    f"acl-{run}-inside",
+                )
+            )
+            == 2
+        ),
+    )
     places = {}
     for index, (name, (village, area, writer)) in enumerate(villages.items()):
         household = f"acl-{run}-{name}"

@@ -25,6 +25,8 @@ from services.contracts.topics import (
     CIVIL_EVENTS,
     HOUSEHOLD_STATUS,
     MATCHER_DEAD_LETTER,
+    MATCHER_MEMBER_FACTS,
+    MATCHER_MEMBERSHIPS,
     PERSON_STATUS,
     WELFARE_REGISTRATIONS,
     TopicSpec,
@@ -39,6 +41,13 @@ REPO = Path(__file__).parents[3]
 HOUSEHOLDS = 400
 WELFARE_ONLY = 25
 GROUP = "tpmap-matcher"
+INPUTS = (
+    BMN_HOUSEHOLDS,
+    WELFARE_REGISTRATIONS,
+    CIVIL_EVENTS,
+    MATCHER_MEMBERSHIPS,
+    MATCHER_MEMBER_FACTS,
+)
 
 
 def world() -> list[Any]:
@@ -152,19 +161,19 @@ def wait_until_settled(bootstrap: str, timeout: float = 120) -> None:
                 committed = admin.list_group_offsets(GROUP).get(GROUP, {})
             except KafkaError:  # the group coordinator of a new broker needs a moment
                 committed = {}
-            ends = consumer.end_offsets(list(committed)) if committed else {}
-            caught_up = bool(committed) and all(
-                committed[tp].offset >= ends[tp] for tp in committed
-            )
+            # Every partition of every input counts, also one the group has not committed yet.
+            ends = {tp: end for spec in INPUTS for tp, end in _end_offsets(consumer, spec).items()}
+            done = {tp: committed[tp].offset if tp in committed else 0 for tp in ends}
+            caught_up = bool(committed) and all(done[tp] >= end for tp, end in ends.items())
             sizes = [sum(_end_offsets(consumer, spec).values()) for spec in outputs]
             if caught_up and sizes == previous and sizes[0] > 0:
                 return
             previous = sizes if caught_up else None
             time.sleep(3)
         lagging = {
-            f"{tp.topic}:{tp.partition}": ends[tp] - committed[tp].offset
-            for tp in committed
-            if ends[tp] > committed[tp].offset
+            f"{tp.topic}:{tp.partition}": end - done[tp]
+            for tp, end in ends.items()
+            if end > done[tp]
         }
         pytest.fail(f"the matcher did not settle in time: outputs {sizes}, lag {lagging}")
     finally:
