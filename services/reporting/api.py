@@ -54,6 +54,16 @@ class AreaChildren(BaseModel):
     children: list[AreaReport]
 
 
+class AreaYears(BaseModel):
+    """An area's figures in every survey year counted there, oldest first (year over year)."""
+
+    area_code: str
+    mask: str
+    card: CardFilter
+    as_of: datetime | None
+    years: list[AreaReport]
+
+
 # What children may be sorted by: the area code and every single-number figure.
 SORTABLE: tuple[str, ...] = (
     "area_code",
@@ -200,6 +210,29 @@ async def area_children(
         order=order,
         as_of=as_of,
         children=children,
+    )
+
+
+@router.get(
+    "/v1/areas/{code}/years",
+    tags=["figures"],
+    summary="An area's figures in every survey year counted there (year over year)",
+    response_model=AreaYears,
+)
+async def area_years(
+    request: Request, code: Code, mask: Mask = ALL_DIMENSIONS_MASK, card: Card = "all"
+) -> AreaYears:
+    _level(code)
+    by_year, as_of = await _store(request).area_counters_by_year(code)
+    return AreaYears(
+        area_code=code,
+        mask=mask,
+        card=card,
+        as_of=as_of,
+        years=[
+            _report(year, code, counters, as_of=as_of, mask=mask, card=card)
+            for year, counters in by_year.items()
+        ],
     )
 
 

@@ -203,6 +203,27 @@ class Store:
             )
         return AreaCounters({r["counter"]: r["value"] for r in rows}, as_of)
 
+    async def area_counters_by_year(
+        self, area_code: str
+    ) -> tuple[dict[int, dict[str, int]], datetime | None]:
+        """The counters of one area in every survey year with anything counted there."""
+        async with (
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rows = await connection.fetch(
+                """SELECT survey_year, counter, value FROM reporting.counters
+                   WHERE area_code = $1 AND value <> 0""",
+                area_code,
+            )
+            as_of = await connection.fetchval(
+                "SELECT max(updated_at) FROM reporting.consumer_offsets"
+            )
+        by_year: dict[int, dict[str, int]] = {}
+        for r in rows:
+            by_year.setdefault(r["survey_year"], {})[r["counter"]] = r["value"]
+        return dict(sorted(by_year.items())), as_of
+
     async def children_counters(
         self, survey_year: int, parent: str
     ) -> tuple[dict[str, dict[str, int]], datetime | None]:

@@ -34,7 +34,7 @@ from tests.service.reporting.conftest import (
     produce,
     random_stream,
 )
-from tests.unit.reporting.recount import Recount, final_states
+from tests.unit.reporting.recount import Recount, Status, final_states
 
 pytestmark = pytest.mark.stack
 
@@ -125,6 +125,44 @@ def _get(url: str, **params: Any) -> dict[str, Any]:
     return body
 
 
+def _check_published(bootstrap: str, states: list[Status]) -> None:
+    """The newest message of each area on reporting.area-aggregates.v1 answers the recount."""
+    published = latest_aggregates(bootstrap)
+    empty = figures({})
+    for year, area in product(YEARS, AREAS):
+        key = f"{year}:{area}"
+        if key not in published:  # never counted (an area emptied later is sent, with zeros)
+            assert Recount("11111", "all").figures(states, year, area) == empty
+            continue
+        event = published[key]
+        assert (event.subject, event.data.survey_year, event.data.area_code) == (key, year, area)
+        for card in CARD_FILTERS:
+            expected = Recount("01100", card).figures(states, year, area)
+            assert figures(counters_of_aggregate(event.data), "01100", card) == expected.model_copy(
+                update={"deceased": 0, "unplaced": 0}
+            )
+
+
+def _check_children(url: str, states: list[Status]) -> None:
+    """Every parent's children with anything counted, each answering the recount."""
+    empty = figures({})
+    for year, parent in product(YEARS, [a for a in AREAS if len(a) < 8]):
+        expected_children = [
+            a
+            for a in AREAS
+            if len(parent_chain(a)) > 1
+            and parent_chain(a)[-2] == parent
+            and Recount("11111", "all").figures(states, year, a) != empty
+        ]
+        listed = _get(f"{url}/v1/areas/{parent}/children", year=year, mask="10100", card="card")
+        assert [c["area_code"] for c in listed["children"]] == expected_children
+        for child in listed["children"]:
+            expected = Recount("10100", "card").figures(states, year, child["area_code"])
+            assert {k: v for k, v in child.items() if k not in _META} == orjson.loads(
+                expected.model_dump_json()
+            )
+
+
 def test_the_read_api_answers_the_recount(
     reporting: tuple[str, Path], broker: DisposableBroker, fresh_database: str
 ) -> None:
@@ -146,21 +184,7 @@ def test_the_read_api_answers_the_recount(
     while dirty_areas(database):
         assert time.monotonic() < deadline, "changed areas were not published"
         time.sleep(0.3)
-    published = latest_aggregates(broker.bootstrap)
-    empty = figures({})
-    for year, area in product(YEARS, AREAS):
-        recount = Recount("11111", "all").figures(states, year, area)
-        key = f"{year}:{area}"
-        if recount == empty:
-            assert key not in published
-            continue
-        event = published[key]
-        assert (event.subject, event.data.survey_year, event.data.area_code) == (key, year, area)
-        for card in CARD_FILTERS:
-            expected = Recount("01100", card).figures(states, year, area)
-            assert figures(counters_of_aggregate(event.data), "01100", card) == expected.model_copy(
-                update={"deceased": 0, "unplaced": 0}
-            )
+    _check_published(broker.bootstrap, states)
 
     assert _get(f"{url}/v1/years") == {"years": list(YEARS)}
     for year, area, mask, card in product(YEARS, AREAS, ("11111", "01000"), CARD_FILTERS):
@@ -174,21 +198,7 @@ def test_the_read_api_answers_the_recount(
         expected = orjson.loads(Recount(mask, card).figures(states, year, area).model_dump_json())
         assert {k: v for k, v in body.items() if k not in _META} == expected
         assert set(body["target_by_dimension"]) == {d.value for d in DIMENSIONS}
-    for year, parent in product(YEARS, [a for a in AREAS if len(a) < 8]):
-        expected_children = [
-            a
-            for a in AREAS
-            if len(parent_chain(a)) > 1
-            and parent_chain(a)[-2] == parent
-            and Recount("11111", "all").figures(states, year, a) != empty
-        ]
-        listed = _get(f"{url}/v1/areas/{parent}/children", year=year, mask="10100", card="card")
-        assert [c["area_code"] for c in listed["children"]] == expected_children
-        for child in listed["children"]:
-            expected = Recount("10100", "card").figures(states, year, child["area_code"])
-            assert {k: v for k, v in child.items() if k not in _META} == orjson.loads(
-                expected.model_dump_json()
-            )
+    _check_children(url, states)
     ranked = _get(f"{url}/v1/areas/490101/children", year=2561, sort="target_persons", order="desc")
     keys = [(-c["target_persons"], c["area_code"]) for c in ranked["children"]]
     assert len(keys) == 2
@@ -203,6 +213,11 @@ def test_the_read_api_answers_the_recount(
     )
     assert latest["as_of"] is not None
 
+    over_years = _get(f"{url}/v1/areas/4901/years", mask="00010", card="nocard")
+    assert [y["survey_year"] for y in over_years["years"]] == list(YEARS)
+    for each in over_years["years"]:
+        single = _get(f"{url}/v1/areas/4901", year=each["survey_year"], mask="00010", card="nocard")
+        assert each == single
     assert httpx.get(f"{url}/v1/areas/4", timeout=10).status_code == 404
     assert httpx.get(f"{url}/v1/areas/TH", params={"mask": "1111"}, timeout=10).status_code == 422
     assert httpx.get(f"{url}/v1/areas/TH", params={"card": "x"}, timeout=10).status_code == 422
