@@ -7,16 +7,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.contracts.areas import AreaLevel, area, level_of
-from services.reporting.consumer import StatusConsumer
+from services.reporting.consumer import StatusConsumer, TopicEnds
 from services.reporting.contributions import ALL_DIMENSIONS_MASK, AreaFigures, CardFilter, figures
 from services.reporting.publisher import AreaPublisher
 from services.reporting.settings import ReportingSettings
@@ -122,6 +122,17 @@ def _level(code: str) -> AreaLevel:
     if level is None:
         raise HTTPException(404, f"not an area code: {code!r} (TH, PP, PPDD, PPDDSS, PPDDSSVV)")
     return level
+
+
+class Freshness(BaseModel):
+    """How far behind the matcher the figures are."""
+
+    consumer_lag: int | None = Field(
+        description="Status messages not yet applied; null when the broker cannot be asked"
+    )
+    lag_by_partition: dict[str, int] | None = Field(description="topic:partition -> messages")
+    newest_event_at: datetime | None = Field(description="Time of the newest status applied")
+    newest_event_age_seconds: float | None
 
 
 def _store(request: Request) -> Store:
@@ -236,13 +247,45 @@ async def area_years(
     )
 
 
+@router.get(
+    "/v1/freshness",
+    tags=["health"],
+    summary="Consumer lag and the age of the newest applied event",
+    response_model=Freshness,
+)
+async def freshness(request: Request) -> Freshness:
+    stored = await _store(request).freshness()
+    topic_ends: TopicEnds = request.app.state.topic_ends
+    ends = await topic_ends.get()
+    lags = (
+        None
+        if ends is None
+        else {
+            f"{topic}:{partition}": max(end - stored.offsets.get((topic, partition), 0), 0)
+            for (topic, partition), end in sorted(ends.items())
+        }
+    )
+    newest = stored.newest_event_at
+    return Freshness(
+        consumer_lag=None if lags is None else sum(lags.values()),
+        lag_by_partition=lags,
+        newest_event_at=newest,
+        newest_event_age_seconds=(
+            None if newest is None else (datetime.now(UTC) - newest).total_seconds()
+        ),
+    )
+
+
 def create_app(settings: ReportingSettings) -> FastAPI:
     """The reporting app; PostgreSQL is connected and the status consumer started on startup."""
+
+    topic_ends = TopicEnds(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await Store.connect(settings.database_url, settings.database_pool_size)
         app.state.store = store
+        app.state.topic_ends = topic_ends
         background: list[asyncio.Task[None]] = []
         if settings.consumer:
             consumer = StatusConsumer(settings, store)
@@ -256,6 +299,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await topic_ends.close()
             await store.close()
 
     app = FastAPI(

@@ -11,12 +11,13 @@ would change nothing either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS
+from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS, TOPICS_BY_NAME
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import DATABASE_DOWN, StatusMessage, Store
 
@@ -88,3 +89,42 @@ class StatusConsumer:
                         )
         finally:
             await consumer.stop()
+
+
+class TopicEnds:
+    """The end offsets of the status topics (for the consumer's lag), asked of the broker by a
+    consumer of no group; None while the broker cannot be asked."""
+
+    def __init__(self, settings: ReportingSettings, timeout_seconds: float = 5.0) -> None:
+        self._settings = settings
+        self._timeout = timeout_seconds
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def get(self) -> dict[tuple[str, int], int] | None:
+        try:
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    client_id="tpmap-reporting-freshness",
+                )
+                await asyncio.wait_for(consumer.start(), self._timeout)
+                self._consumer = consumer
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in TOPICS
+                for p in range(TOPICS_BY_NAME[topic].partitions)
+            ]
+            ends = await asyncio.wait_for(self._consumer.end_offsets(partitions), self._timeout)
+        except (KafkaError, TimeoutError, OSError) as error:
+            log.warning("cannot ask the broker for end offsets: %s", error)
+            await self.close()
+            return None
+        return {(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+    async def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()

@@ -74,17 +74,25 @@ class StatusMessage:
 Status = PersonStatus | HouseholdStatus
 
 
-def parse(message: StatusMessage) -> Status:
-    """The status a message carries; ValueError when it carries none."""
+def parse(message: StatusMessage) -> tuple[Status, datetime]:
+    """The status a message carries and its event time; ValueError when it carries none."""
     if message.value is None:
         msg = "empty message (a tombstone): status topics carry none"
         raise ValueError(msg)
     if message.topic == PERSON_STATUS.name:
-        return Envelope[PersonStatus].model_validate_json(message.value).data
+        person = Envelope[PersonStatus].model_validate_json(message.value)
+        return person.data, person.time
     if message.topic == HOUSEHOLD_STATUS.name:
-        return Envelope[HouseholdStatus].model_validate_json(message.value).data
+        household = Envelope[HouseholdStatus].model_validate_json(message.value)
+        return household.data, household.time
     msg = f"not a status topic: {message.topic}"
     raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    offsets: dict[tuple[str, int], int]
+    newest_event_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +171,15 @@ class Store:
             if not fresh:
                 return 0
             statuses: list[Status] = []
+            newest: datetime | None = None
             for message in fresh:
                 try:
-                    statuses.append(parse(message))
+                    status, time = parse(message)
                 except (ValidationError, ValueError) as error:
                     await _dead_letter(connection, message, str(error))
+                    continue
+                statuses.append(status)
+                newest = time if newest is None else max(newest, time)
             ledger = Ledger(await _load_applied(connection, {entity_key(s) for s in statuses}))
             for status in statuses:
                 ledger.apply(status)
@@ -175,11 +187,14 @@ class Store:
             await _write_counters(connection, ledger)
             await _mark_dirty(connection, ledger)
             await connection.execute(
-                """UPDATE reporting.consumer_offsets SET next_offset = $3, updated_at = now()
+                """UPDATE reporting.consumer_offsets
+                   SET next_offset = $3, updated_at = now(),
+                       newest_event_at = greatest(newest_event_at, $4)
                    WHERE topic = $1 AND partition = $2""",
                 topic,
                 partition,
                 fresh[-1].offset + 1,
+                newest,
             )
         return len(fresh)
 
@@ -284,6 +299,17 @@ class Store:
                 yield Leader(connection)
             finally:
                 await connection.execute("SELECT pg_advisory_unlock($1)", lock_id)
+
+    async def freshness(self) -> Freshness:
+        rows = await self._pool.fetch(
+            """SELECT topic, partition, next_offset, newest_event_at
+               FROM reporting.consumer_offsets"""
+        )
+        newest = [r["newest_event_at"] for r in rows if r["newest_event_at"] is not None]
+        return Freshness(
+            {(r["topic"], r["partition"]): r["next_offset"] for r in rows},
+            max(newest) if newest else None,
+        )
 
     async def years(self) -> list[int]:
         rows = await self._pool.fetch(

@@ -171,6 +171,7 @@ def test_the_read_api_answers_the_recount(
     assert _get(f"{url}/healthz") == {"status": "ok"}
     assert _get(f"{url}/v1/years") == {"years": []}
     assert httpx.get(f"{url}/v1/areas/TH", timeout=10).status_code == 404
+    assert _get(f"{url}/v1/freshness")["consumer_lag"] == 0
 
     _, stream = random_stream(11)
     produce(broker.bootstrap, stream)
@@ -185,6 +186,10 @@ def test_the_read_api_answers_the_recount(
         assert time.monotonic() < deadline, "changed areas were not published"
         time.sleep(0.3)
     _check_published(broker.bootstrap, states)
+    fresh = _get(f"{url}/v1/freshness")
+    assert fresh["consumer_lag"] == 0
+    assert fresh["newest_event_at"] is not None
+    assert fresh["newest_event_age_seconds"] >= 0
 
     assert _get(f"{url}/v1/years") == {"years": list(YEARS)}
     for year, area, mask, card in product(YEARS, AREAS, ("11111", "01000"), CARD_FILTERS):
@@ -260,6 +265,13 @@ def test_a_worker_killed_mid_stream_ends_with_the_same_figures(
     process.kill()
     process.wait()
     partial = sum(caught_up_rows(fresh_database).values())
+    # The API alone (no consumer) tells how far behind the figures are.
+    api_only = {"REPORTING_CONSUMER": "false", "REPORTING_PUBLISHER": "false"}
+    process, url = start_reporting(broker.bootstrap, fresh_database, log, _group(), **api_only)
+    try:
+        assert _get(f"{url}/v1/freshness")["consumer_lag"] == len(stream) - partial
+    finally:
+        stop_reporting(process, log)
     process, url = start_reporting(broker.bootstrap, fresh_database, log, group, **batch)
     try:
         _wait(
