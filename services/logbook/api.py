@@ -628,16 +628,22 @@ async def _report_facts(
     request: Request,
     *,
     user: CurrentUser,
-    area_code: str | None,
-    fiscal_year: int | None,
-    quarter: int | None,
-    survey_year: int | None,
+    area_code: Annotated[str | None, Query(alias="area")] = None,
+    fiscal_year: Annotated[
+        int | None, Query(ge=2500, le=2700, description="Thai fiscal year, BE (Oct-Sep)")
+    ] = None,
+    quarter: Annotated[int | None, Query(ge=1, le=4, description="1 = Oct-Dec")] = None,
+    survey_year: int | None = None,
 ) -> tuple[Quarter, list[str], Any]:
+    """The query both CSV reports take, answered: the quarter, the areas asked for, the facts."""
     prefixes = _scope(user, area_code)
     roots = [area_code] if area_code else list(user.areas)
     period = _quarter(fiscal_year, quarter)
     facts = await _store(request).report_facts(prefixes, period, survey_year)
     return period, roots, facts
+
+
+ReportFacts = Annotated[tuple[Quarter, list[str], Any], Depends(_report_facts)]
 
 
 csv_response: Responses = {200: {"content": {"text/csv": {}}, "description": "CSV, UTF-8"}}
@@ -650,25 +656,8 @@ csv_response: Responses = {200: {"content": {"text/csv": {}}, "description": "CS
     response_class=Response,
     responses={**csv_response, **AUTH, **NOT_FOUND},
 )
-async def progress_report(
-    request: Request,
-    *,
-    user: CurrentUser,
-    area_code: Annotated[str | None, Query(alias="area")] = None,
-    fiscal_year: Annotated[
-        int | None, Query(ge=2500, le=2700, description="Thai fiscal year, BE (Oct-Sep)")
-    ] = None,
-    quarter: Annotated[int | None, Query(ge=1, le=4, description="1 = Oct-Dec")] = None,
-    survey_year: int | None = None,
-) -> Response:
-    period, roots, facts = await _report_facts(
-        request,
-        user=user,
-        area_code=area_code,
-        fiscal_year=fiscal_year,
-        quarter=quarter,
-        survey_year=survey_year,
-    )
+async def progress_report(report: ReportFacts) -> Response:
+    period, roots, facts = report
     text = render_csv(PROGRESS_COLUMNS, progress_rows(period, roots, facts))
     return _csv(text, f"progress-{'-'.join(roots)}-{period.label}.csv")
 
@@ -680,23 +669,8 @@ async def progress_report(
     response_class=Response,
     responses={**csv_response, **AUTH, **NOT_FOUND},
 )
-async def interventions_report(
-    request: Request,
-    *,
-    user: CurrentUser,
-    area_code: Annotated[str | None, Query(alias="area")] = None,
-    fiscal_year: Annotated[int | None, Query(ge=2500, le=2700)] = None,
-    quarter: Annotated[int | None, Query(ge=1, le=4)] = None,
-    survey_year: int | None = None,
-) -> Response:
-    period, roots, facts = await _report_facts(
-        request,
-        user=user,
-        area_code=area_code,
-        fiscal_year=fiscal_year,
-        quarter=quarter,
-        survey_year=survey_year,
-    )
+async def interventions_report(report: ReportFacts) -> Response:
+    period, roots, facts = report
     text = render_csv(INTERVENTION_COLUMNS, intervention_rows(period, roots, facts))
     return _csv(text, f"interventions-{'-'.join(roots)}-{period.label}.csv")
 
