@@ -21,6 +21,7 @@ from services.reporting.contributions import ALL_DIMENSIONS_MASK, AreaFigures, C
 from services.reporting.publisher import AreaPublisher
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import DATABASE_DOWN, Store
+from services.reporting.stream import stream_router
 
 log = logging.getLogger("services.reporting")
 
@@ -325,4 +326,5 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     for error_class in DATABASE_DOWN:
         app.add_exception_handler(error_class, database_down)
     app.include_router(router)
+    app.include_router(stream_router(settings))
     return app
