@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from services.contracts.areas import AreaLevel, area, level_of
 from services.reporting.consumer import StatusConsumer, TopicEnds
 from services.reporting.contributions import ALL_DIMENSIONS_MASK, AreaFigures, CardFilter, figures
+from services.reporting.export_api import router as export_router
 from services.reporting.publisher import AreaPublisher
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import DATABASE_DOWN, Store
@@ -327,4 +328,5 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         app.add_exception_handler(error_class, database_down)
     app.include_router(router)
     app.include_router(stream_router(settings))
+    app.include_router(export_router)
     return app
