@@ -8,8 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Touched after a successful install, so the venv is reinstalled only when the lock changes.
 VENV_STAMP := $(VENV)/.installed-lock
+# The dashboard's third-party assets (npm, pinned in package-lock.json), never committed.
+WEB := services/reporting/web
+ASSETS_STAMP := $(WEB)/node_modules/.installed-lock
 
-.PHONY: help venv up down status run test lint schemas bench lock
+.PHONY: help venv assets up down status run test lint schemas bench lock
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) \
@@ -22,7 +25,13 @@ $(VENV_STAMP): requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
-up: venv ## start Kafka, PostgreSQL, the topics and every service that exists
+assets: $(ASSETS_STAMP) ## install the dashboard's npm assets (package-lock.json) into services/reporting/web/node_modules
+
+$(ASSETS_STAMP): $(WEB)/package-lock.json
+	npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error
+	touch $@
+
+up: venv assets ## start Kafka, PostgreSQL, the topics and every service that exists
 	$(PY) -m deploy.local up
 
 down: venv ## stop everything `up` started (data is kept in .local/)
@@ -33,7 +42,7 @@ status: venv ## say what is running, on which ports
 
 run: up ## the platform ready to use (for now `up`; the demo population comes later)
 
-test: venv ## pytest; tests that need Kafka/PostgreSQL start the local stack themselves
+test: venv assets ## pytest; tests that need Kafka/PostgreSQL start the local stack themselves
 	$(PY) -m pytest
 
 lint: venv ## ruff check, ruff format --check, mypy (config in pyproject.toml)

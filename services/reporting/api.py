@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field
 from services.contracts.areas import AreaLevel, area, level_of
 from services.reporting.consumer import StatusConsumer, TopicEnds
 from services.reporting.contributions import ALL_DIMENSIONS_MASK, AreaFigures, CardFilter, figures
+from services.reporting.dashboard import dashboard_router
 from services.reporting.export_api import router as export_router
 from services.reporting.publisher import AreaPublisher
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import DATABASE_DOWN, Store
-from services.reporting.stream import stream_router
 
 log = logging.getLogger("services.reporting")
 
@@ -327,6 +327,6 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     for error_class in DATABASE_DOWN:
         app.add_exception_handler(error_class, database_down)
     app.include_router(router)
-    app.include_router(stream_router(settings))
+    app.include_router(dashboard_router(settings))
     app.include_router(export_router)
     return app

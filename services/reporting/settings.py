@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.contracts.settings import PlatformSettings
+
+# shared/ lies next to the repository (its data is read in place, not copied in).
+_SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 class ReportingSettings(PlatformSettings):
@@ -33,4 +38,8 @@ class ReportingSettings(PlatformSettings):
     )
     publish_batch: int = Field(default=500, description="Areas published per round at most")
     database_pool_size: int = 10
+    tpmap_2561_dir: Path = Field(
+        default=_SHARED_DATA / "tpmap-2561",
+        description="TPMAP's published figures of data year 2561, for the dashboard's comparison",
+    )
     log_level: str = "INFO"
