@@ -8,7 +8,8 @@ rule of `contributions.py` that is everything every mask and card filter needs: 
 is verified, so always `card`; a target (and so a crisis) household has a verified member, so is
 always `card`. `counters_of_aggregate` rebuilds counters from an aggregate, so a reader of the
 topic answers `figures(...)` exactly as the API does (except `deceased` and `unplaced`, which the
-contract does not carry).
+contract does not carry). The progress counters (`progress.py`) travel in `progress`, by their
+names without the `lb:` prefix.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import datetime
 
 from services.contracts.areas import level_of
 from services.contracts.events import AreaAggregate, DeprivationBin
+from services.reporting.progress import PREFIX as PROGRESS_PREFIX
 
 _COMMON = {
     "households": "households_surveyed",
@@ -45,11 +47,15 @@ def area_aggregate(
     failed: dict[int, int] = {}
     cells: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_indicator: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    progress: dict[str, int] = {}
     for key, value in counters.items():
         if not value:
             continue
         kind, _, rest = key.partition(":")
-        if kind in _COMMON:
+        if key.startswith(PROGRESS_PREFIX):
+            name = key.removeprefix(PROGRESS_PREFIX)
+            progress[name] = progress.get(name, 0) + value
+        elif kind in _COMMON:
             common[_COMMON[kind]] += value
         elif kind == "ind_app":
             applicable[int(rest)] = applicable.get(int(rest), 0) + value
@@ -86,6 +92,7 @@ def area_aggregate(
         indicator_applicable=dict(sorted(applicable.items())),
         indicator_failed=dict(sorted(failed.items())),
         bins=bins,
+        progress=dict(sorted(progress.items())),
         as_of=as_of,
     )
 
@@ -116,4 +123,6 @@ def counters_of_aggregate(aggregate: AreaAggregate) -> dict[str, int]:
         add(f"hc:{s}:card", b.crisis_households)
         for number, value in b.target_by_indicator.items():
             add(f"pti:{s}:card:{number}", value)
+    for name, value in aggregate.progress.items():
+        add(f"{PROGRESS_PREFIX}{name}", value)
     return counters

@@ -1,11 +1,12 @@
-"""Kafka adapter: applies the matcher's person and household statuses to reporting's counters.
+"""Kafka adapter: applies the matcher's person and household statuses and the logbook's events
+(`logbook.events.v1`) to reporting's counters.
 
 As in the logbook, offsets live in PostgreSQL (`reporting.consumer_offsets`), written in the
 transaction that applies the messages: after a crash, a rebalance or a replay from the start,
 nothing is counted twice. On every assignment the consumer seeks to the stored offsets (the
 start of the topic for a partition it never saw); nothing is committed to Kafka, the group only
-shares partitions between replicas. Statuses carry versions too, so a message applied again
-would change nothing either.
+shares partitions between replicas. Statuses carry versions and logbook events IDs that are
+applied once, so a message applied again would change nothing either.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ import logging
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS, TOPICS_BY_NAME
+from services.contracts.topics import (
+    HOUSEHOLD_STATUS,
+    LOGBOOK_EVENTS,
+    PERSON_STATUS,
+    TOPICS_BY_NAME,
+)
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import DATABASE_DOWN, StatusMessage, Store
 
 log = logging.getLogger(__name__)
 
-TOPICS = (PERSON_STATUS.name, HOUSEHOLD_STATUS.name)
+TOPICS = (PERSON_STATUS.name, HOUSEHOLD_STATUS.name, LOGBOOK_EVENTS.name)
 _RETRY_SECONDS = 2.0
 
 
@@ -51,8 +57,8 @@ class StatusConsumer:
         self.applied = 0
 
     async def run(self) -> None:
-        """Applies statuses until cancelled; after any Kafka or database error it starts afresh
-        from the stored offsets."""
+        """Applies statuses and logbook events until cancelled; after any Kafka or database error
+        it starts afresh from the stored offsets."""
         while True:
             try:
                 await self._consume()
@@ -84,7 +90,7 @@ class StatusConsumer:
                     self.applied += applied
                     if applied:
                         log.info(
-                            "applied statuses",
+                            "applied messages",
                             extra={"topic": tp.topic, "partition": tp.partition, "count": applied},
                         )
         finally:
@@ -92,7 +98,7 @@ class StatusConsumer:
 
 
 class TopicEnds:
-    """The end offsets of the status topics (for the consumer's lag), asked of the broker by a
+    """The end offsets of the consumed topics (for the consumer's lag), asked of the broker by a
     consumer of no group; None while the broker cannot be asked."""
 
     def __init__(self, settings: ReportingSettings, timeout_seconds: float = 5.0) -> None:

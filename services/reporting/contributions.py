@@ -25,7 +25,8 @@ Counter keys (per survey year and area):
 | `hp:SSSSS:C`, `ht:SSSSS:C`, `hc:SSSSS:C` | MPI-poor, target, crisis households in set `S`, filter `C` |
 
 `SSSSS` is the deprivation set as a mask string (health, living, education, income, access);
-`C` is `card` or `nocard`.
+`C` is `card` or `nocard`. The logbook's progress counters (`lb:...`, from cases rather than
+statuses) are in `progress.py` and `cases.py`.
 
 Platform rules (TPMAP-RULES.md is silent):
 
@@ -50,11 +51,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.contracts.areas import COUNTRY_CODE, level_of, parent_chain
 from services.contracts.events import HouseholdStatus, PersonClass, PersonStatus
 from services.contracts.indicators import DIMENSIONS, Dimension, mask_to_dimensions
+from services.reporting.progress import PREFIX as PROGRESS_PREFIX
+from services.reporting.progress import ProgressFigures, progress_figures
 
 CardFilter = Literal["all", "card", "nocard"]
 CARD_FILTERS: tuple[CardFilter, ...] = ("all", "card", "nocard")
@@ -103,7 +106,8 @@ def deprivation_set(dimensions: Iterable[Dimension]) -> str:
     return "".join("1" if d in present else "0" for d in DIMENSIONS)
 
 
-def _village(code: str | None) -> str | None:
+def placed_village(code: str | None) -> str | None:
+    """The code if it is a usable 8-digit village code, else None (counted at the country)."""
     return code if code is not None and level_of(code) == "village" else None
 
 
@@ -111,7 +115,7 @@ def person_contribution(status: PersonStatus) -> Contribution:
     """A person-year status's counters (see the module's table and platform rules)."""
     if status.person_class == "removed":
         return NOTHING
-    village = _village(status.village_code)
+    village = placed_village(status.village_code)
     if village is None:
         return Contribution(None, {"unplaced": 1})
     if status.person_class == "deceased":
@@ -149,7 +153,7 @@ def person_contribution(status: PersonStatus) -> Contribution:
 def household_contribution(status: HouseholdStatus) -> Contribution:
     """A household-year status's counters: surveyed, and per exact set and card filter the
     MPI-poor, target and crisis households."""
-    village = _village(status.village_code)
+    village = placed_village(status.village_code)
     if village is None:
         return Contribution(None, {"unplaced": 1})
     counters: dict[str, int] = {"households": 1}
@@ -235,11 +239,16 @@ class Ledger:
         return True
 
     def counters_of(self, survey_year: int, area_code: str) -> dict[str, int]:
-        return {
-            counter: value
-            for (year, area, counter), value in self.counters.items()
-            if year == survey_year and area == area_code and value
-        }
+        return counters_at(self.counters, survey_year, area_code)
+
+
+def counters_at(cells: Mapping[Cell, int], survey_year: int, area_code: str) -> dict[str, int]:
+    """The non-zero counters of one year and area among `cells`."""
+    return {
+        counter: value
+        for (year, area, counter), value in cells.items()
+        if year == survey_year and area == area_code and value
+    }
 
 
 # --- answering a query -------------------------------------------------------------------------
@@ -287,6 +296,9 @@ class AreaFigures(BaseModel):
     unplaced: int
     mpi_poor: Mpi
     mpi_target: Mpi
+    progress: ProgressFigures = Field(
+        default_factory=ProgressFigures, description="Field work (neither mask nor card apply)"
+    )
 
 
 def _bits(s: str) -> frozenset[Dimension]:
@@ -320,7 +332,7 @@ def figures(
     by_indicator: Counter[int] = Counter()
     poor_score = target_score = 0
     for key, value in counters.items():
-        if not value:
+        if not value or key.startswith(PROGRESS_PREFIX):
             continue
         kind, _, rest = key.partition(":")
         if not rest:
@@ -382,4 +394,5 @@ def figures(
         unplaced=sums["unplaced"],
         mpi_poor=mpi(persons, poor, poor_score),
         mpi_target=mpi(persons, target, target_score),
+        progress=progress_figures(counters),
     )

@@ -1,12 +1,20 @@
-"""PostgreSQL adapter of reporting: applies the matcher's statuses to the counters by difference,
-with the consumed offsets in the same transaction, and reads the counters back.
+"""PostgreSQL adapter of reporting: applies the matcher's statuses and the logbook's events to
+the counters by difference, with the consumed offsets in the same transaction, and reads the
+counters back.
 
 A batch of one partition is applied in one transaction: the partition's offset row is locked,
-messages below the stored offset are skipped (a replay), the applied rows of the batch's keys
-are locked and loaded, `contributions.Ledger` computes the changes (only newer versions count),
-and the changed applied rows, the counter changes and the new offset are written together.
-Counter rows are written in key order, so replicas applying other partitions at the same time
-lock shared rows (the country, a province) in one order and cannot deadlock.
+messages below the stored offset are skipped (a replay), then
+
+- statuses: the applied rows of the batch's keys are locked and loaded, `contributions.Ledger`
+  computes the changes (only newer versions count), and a household status applied also sets
+  its household's deprivation set in the case file (`cases.py`), if there is or must be one;
+- logbook events: the batch's case files are locked (made when new) and loaded with which of
+  its event IDs were applied already, and `cases.CaseLedger` applies the others;
+
+and the changed rows, the counter changes and the new offset are written together. Case files
+are locked in key order by one statement, before any counter row, and counter rows are written
+in key order, so replicas applying other partitions at the same time lock shared rows (a case,
+the country, a province) in one order and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,9 +36,24 @@ from alembic.config import Config
 from pydantic import ValidationError
 
 from services.contracts.areas import COUNTRY_CODE
-from services.contracts.events import Envelope, HouseholdStatus, PersonStatus
-from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS
-from services.reporting.contributions import Applied, Contribution, EntityKey, Ledger, entity_key
+from services.contracts.events import (
+    Envelope,
+    HouseholdStatus,
+    LogbookEvent,
+    LogbookEventData,
+    PersonStatus,
+)
+from services.contracts.indicators import Dimension
+from services.contracts.topics import HOUSEHOLD_STATUS, LOGBOOK_EVENTS, PERSON_STATUS
+from services.reporting.cases import CaseFile, CaseKey, CaseLedger, CaseRow, case_key
+from services.reporting.contributions import (
+    Applied,
+    Cell,
+    Contribution,
+    EntityKey,
+    Ledger,
+    entity_key,
+)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -62,7 +86,7 @@ def migrate(database_url: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class StatusMessage:
-    """A message of a status topic, as the consumer hands it over."""
+    """A message of a status topic or of the logbook's events, as the consumer hands it over."""
 
     topic: str
     partition: int
@@ -87,6 +111,15 @@ def parse(message: StatusMessage) -> tuple[Status, datetime]:
         return household.data, household.time
     msg = f"not a status topic: {message.topic}"
     raise ValueError(msg)
+
+
+def parse_logbook(message: StatusMessage) -> tuple[str, LogbookEvent, datetime]:
+    """The envelope ID, the event and its time; ValueError when the message carries none."""
+    if message.value is None:
+        msg = "empty message (a tombstone): logbook.events.v1 carries none"
+        raise ValueError(msg)
+    wrapped = Envelope[LogbookEventData].model_validate_json(message.value)
+    return wrapped.id, wrapped.data.event, wrapped.time
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +183,8 @@ class Store:
     async def apply(self, messages: Sequence[StatusMessage]) -> int:
         """Applies messages of one partition, in order, with their offset, in one transaction.
         Messages below the stored offset are skipped; a status changes the counters only if its
-        version is newer than the applied one. Returns how many messages were consumed."""
+        version is newer than the applied one, a logbook event only if its ID was never
+        applied. Returns how many messages were consumed."""
         if not messages:
             return 0
         topic, partition = messages[0].topic, messages[0].partition
@@ -170,22 +204,10 @@ class Store:
             fresh = [m for m in messages if m.offset >= next_offset]
             if not fresh:
                 return 0
-            statuses: list[Status] = []
-            newest: datetime | None = None
-            for message in fresh:
-                try:
-                    status, time = parse(message)
-                except (ValidationError, ValueError) as error:
-                    await _dead_letter(connection, message, str(error))
-                    continue
-                statuses.append(status)
-                newest = time if newest is None else max(newest, time)
-            ledger = Ledger(await _load_applied(connection, {entity_key(s) for s in statuses}))
-            for status in statuses:
-                ledger.apply(status)
-            await _write_applied(connection, ledger)
-            await _write_counters(connection, ledger)
-            await _mark_dirty(connection, ledger)
+            if topic == LOGBOOK_EVENTS.name:
+                newest = await _apply_logbook_events(connection, fresh)
+            else:
+                newest = await _apply_statuses(connection, fresh)
             await connection.execute(
                 """UPDATE reporting.consumer_offsets
                    SET next_offset = $3, updated_at = now(),
@@ -319,6 +341,119 @@ class Store:
         return [r["survey_year"] for r in rows]
 
 
+async def _apply_statuses(connection: Db, messages: list[StatusMessage]) -> datetime | None:
+    """Applies the statuses among `messages`; returns the newest event time read."""
+    statuses: list[Status] = []
+    newest: datetime | None = None
+    for message in messages:
+        try:
+            status, time = parse(message)
+        except (ValidationError, ValueError) as error:
+            await _dead_letter(connection, message, str(error))
+            continue
+        statuses.append(status)
+        newest = time if newest is None else max(newest, time)
+    ledger = Ledger(await _load_applied(connection, {entity_key(s) for s in statuses}))
+    deprivations: dict[CaseKey, list[Dimension]] = {}
+    for status in statuses:
+        if ledger.apply(status) and isinstance(status, HouseholdStatus):
+            deprivations[case_key(status.household_id, status.survey_year)] = status.deprivation
+    cases = CaseLedger()
+    if deprivations:
+        wanted = {key: bool(dimensions) for key, dimensions in deprivations.items()}
+        cases = CaseLedger(await _lock_cases(connection, wanted))
+        for key, dimensions in deprivations.items():
+            cases.set_deprivation(key, dimensions)
+    await _write_applied(connection, ledger)
+    await _write_cases(connection, cases)
+    changes = Counter(ledger.counters)
+    changes.update(cases.counters)  # update, not +: + would drop negative changes
+    await _write_counters(connection, changes)
+    await _mark_dirty(connection, changes)
+    return newest
+
+
+async def _apply_logbook_events(connection: Db, messages: list[StatusMessage]) -> datetime | None:
+    """Applies the logbook events among `messages`, each event ID once; returns the newest
+    event time read."""
+    events: list[tuple[str, LogbookEvent]] = []
+    newest: datetime | None = None
+    for message in messages:
+        try:
+            event_id, event, time = parse_logbook(message)
+        except (ValidationError, ValueError) as error:
+            await _dead_letter(connection, message, str(error))
+            continue
+        events.append((event_id, event))
+        newest = time if newest is None else max(newest, time)
+    if not events:
+        return newest
+    keys = {case_key(e.household_id, e.survey_year) for _, e in events}
+    rows = await _lock_cases(connection, dict.fromkeys(keys, True))
+    seen = await connection.fetch(
+        "SELECT event_id FROM reporting.logbook_events WHERE event_id = ANY($1::text[])",
+        [event_id for event_id, _ in events],
+    )
+    cases = CaseLedger(rows, (r["event_id"] for r in seen))
+    for event_id, event in events:
+        cases.apply_event(event_id, event)
+    await connection.execute(
+        "INSERT INTO reporting.logbook_events (event_id) SELECT unnest($1::text[])",
+        cases.new_event_ids,
+    )
+    await _write_cases(connection, cases)
+    await _write_counters(connection, cases.counters)
+    await _mark_dirty(connection, cases.counters)
+    return newest
+
+
+async def _lock_cases(connection: Db, wanted: dict[CaseKey, bool]) -> dict[CaseKey, CaseRow]:
+    """Locks and loads the case files of `wanted`'s keys, in key order by one statement; a key
+    marked True gets an empty file if it has none, one marked False is left without. A file is
+    only ever made here, so two transactions that both need one wait for each other."""
+    ordered = sorted(wanted)
+    rows = await connection.fetch(
+        """INSERT INTO reporting.cases AS c (household_id, survey_year)
+           SELECT h, y FROM unnest($1::text[], $2::int[], $3::bool[]) AS t(h, y, make)
+           WHERE make OR EXISTS (SELECT 1 FROM reporting.cases e
+                                 WHERE e.household_id = t.h AND e.survey_year = t.y)
+           ORDER BY h, y
+           ON CONFLICT (household_id, survey_year) DO UPDATE SET updated_at = c.updated_at
+           RETURNING household_id, survey_year, file::text AS file, village_code,
+                     counters::text AS counters""",
+        [h for h, _ in ordered],
+        [y for _, y in ordered],
+        [wanted[key] for key in ordered],
+    )
+    return {
+        (r["household_id"], r["survey_year"]): CaseRow(
+            CaseFile.model_validate_json(r["file"]),
+            Contribution(r["village_code"], orjson.loads(r["counters"])),
+        )
+        for r in rows
+    }
+
+
+async def _write_cases(connection: Db, cases: CaseLedger) -> None:
+    """Writes the changed case files back (their rows are locked by `_lock_cases`)."""
+    changed = sorted(cases.changed)
+    if not changed:
+        return
+    rows = [cases.cases[key] for key in changed]
+    await connection.execute(
+        """UPDATE reporting.cases c
+           SET file = t.f::jsonb, village_code = t.v, counters = t.j::jsonb, updated_at = now()
+           FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[])
+             AS t(h, y, f, v, j)
+           WHERE c.household_id = t.h AND c.survey_year = t.y""",
+        [h for h, _ in changed],
+        [y for _, y in changed],
+        [r.file.model_dump_json() for r in rows],
+        [r.contribution.village_code for r in rows],
+        [orjson.dumps(dict(r.contribution.counters)).decode() for r in rows],
+    )
+
+
 async def _load_applied(connection: Db, keys: set[EntityKey]) -> dict[EntityKey, Applied]:
     if not keys:
         return {}
@@ -359,8 +494,8 @@ async def _write_applied(connection: Db, ledger: Ledger) -> None:
     )
 
 
-async def _write_counters(connection: Db, ledger: Ledger) -> None:
-    cells = sorted(cell for cell, value in ledger.counters.items() if value)
+async def _write_counters(connection: Db, changes: Counter[Cell]) -> None:
+    cells = sorted(cell for cell, value in changes.items() if value)
     if not cells:
         return
     await connection.execute(
@@ -371,13 +506,13 @@ async def _write_counters(connection: Db, ledger: Ledger) -> None:
         [c[0] for c in cells],
         [c[1] for c in cells],
         [c[2] for c in cells],
-        [ledger.counters[c] for c in cells],
+        [changes[c] for c in cells],
     )
 
 
-async def _mark_dirty(connection: Db, ledger: Ledger) -> None:
+async def _mark_dirty(connection: Db, changes: Counter[Cell]) -> None:
     """The areas whose counters changed wait to be published (in key order, as the counters)."""
-    areas = sorted({(year, area) for (year, area, _), value in ledger.counters.items() if value})
+    areas = sorted({(year, area) for (year, area, _), value in changes.items() if value})
     if not areas:
         return
     await connection.execute(
