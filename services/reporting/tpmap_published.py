@@ -25,8 +25,9 @@ from services.reporting.contributions import ALL_DIMENSIONS_MASK, target_rate
 PUBLISHED_YEAR = 2561
 COMMON = "common"
 
-# TPMAP's column names (TPMAP-RULES.md section 4, in brackets) -> the platform's figure names.
-_SINGLE = {
+# TPMAP's column names (TPMAP-RULES.md section 4, in brackets) -> the platform's figure names:
+# one count each, per dimension (TPMAP writes `access` as `accessibility`), per indicator.
+COLUMN_FIGURES = {
     "household.CNT": "households_surveyed",
     "HOUSEMEMBER_CNT": "persons_surveyed",
     "MOF_REG_CNT": "welfare_registered",
@@ -40,11 +41,11 @@ _SINGLE = {
     "poor.JPT.MOFval.CNT": "target_persons",
     "JPT.MOFval.pov.rate": "target_rate",
 }
-_BY_DIMENSION = {
+DIMENSION_COLUMNS = {
     f"poor.JPT.MOFval.{'accessibility' if d.value == 'access' else d.value}": d.value
     for d in DIMENSIONS
 }
-_BY_INDICATOR = (
+INDICATOR_COLUMNS = (
     (re.compile(r"^indicator(\d+)\.ALL$"), "indicator_applicable"),
     (re.compile(r"^indicator(\d+)\.CNT$"), "indicator_failed"),
     (re.compile(r"^poor\.JPT\.MOFval\.ind(\d+)\.CNT$"), "target_by_indicator"),
@@ -112,19 +113,21 @@ def published_figures(rows: Iterable[Mapping[str, str]]) -> dict[str, Any]:
     rows = list(rows)
     figures: dict[str, Any] = {}
     by_key: dict[str, dict[str, int | float]] = {}
+
+    def add(group: str, key: str, text: str) -> None:
+        counts = by_key.setdefault(group, {})
+        counts[key] = counts.get(key, 0) + _number(text)
+
     for row in rows:
         for header, text in row.items():
-            if header in _SINGLE:
-                name = _SINGLE[header]
+            if header in COLUMN_FIGURES:
+                name = COLUMN_FIGURES[header]
                 figures[name] = figures.get(name, 0) + _number(text)
-            elif header in _BY_DIMENSION:
-                group = by_key.setdefault("target_by_dimension", {})
-                group[_BY_DIMENSION[header]] = group.get(_BY_DIMENSION[header], 0) + _number(text)
-            else:
-                for pattern, name in _BY_INDICATOR:
-                    if matched := pattern.match(header):
-                        group = by_key.setdefault(name, {})
-                        group[matched[1]] = group.get(matched[1], 0) + _number(text)
+            elif header in DIMENSION_COLUMNS:
+                add("target_by_dimension", DIMENSION_COLUMNS[header], text)
+            for pattern, group in INDICATOR_COLUMNS:
+                if matched := pattern.match(header):
+                    add(group, matched[1], text)
     figures.update(by_key)
     if sum("JPT.MOFval.pov.rate" in row for row in rows) > 1:
         figures["target_rate"] = target_rate(
