@@ -13,11 +13,13 @@ identical messages, which consumers recognise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import TP, EventT, TableT
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, EventT, TableT, TransportT
 from pydantic import BaseModel
 
 from services.contracts.events import (
@@ -205,8 +207,39 @@ class Matcher:
         await self._event(MATCHER_DEAD_LETTER, letter.key or "", letter)
 
 
+class _RewindingConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer, also rewinding input partitions that have no committed offset.
+
+    While a new assignment is recovering, Faust's fetcher reads the paused input partitions too
+    and drops what it read, so their positions move on. After recovery Faust seeks every
+    partition back to its committed offset, but aiokafka seeks only to committed offsets above 0:
+    a partition nobody has committed yet kept its advanced position, and the records read
+    during recovery were never processed (seen with two workers and after a SIGKILL).
+    """
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        uncommitted = {
+            tp: 0
+            for tp, offset in committed.items()
+            if not offset and self.app.topics.acks_enabled_for(tp.topic)
+        }
+        if uncommitted:
+            await self.seek_wait(uncommitted)
+        return committed
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _RewindingConsumer
+
+
+class _App(faust.App):
+    def _new_transport(self) -> TransportT:
+        return _Transport(self.conf.broker_consumer, self)
+
+
 def create_app(settings: MatcherSettings) -> faust.App:
-    app = faust.App(
+    app = _App(
         APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store=settings.store,
