@@ -1,5 +1,6 @@
-"""The registry's topics on the local broker: created when missing, given more partitions when
-the registry asks for more. Replication factor 1: there is one broker."""
+"""The registry's topics on a broker: created when missing, given more partitions when the
+registry asks for more. Replication factor 1 for the local stack (one broker); deployed clusters
+pass theirs (deploy/provision.py)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,13 @@ def partition_counts(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str,
     }
 
 
-def ensure_topics(bootstrap: str, registry: Iterable[TopicSpec] = TOPICS) -> str:
-    """Bring the broker's topics in line with the registry; returns a one-line summary."""
+def ensure_topics(
+    bootstrap: str,
+    registry: Iterable[TopicSpec] = TOPICS,
+    replication_factor: int = REPLICATION_FACTOR,
+) -> str:
+    """Bring the broker's topics in line with the registry; returns a one-line summary.
+    `replication_factor` applies to topics it creates; existing ones keep theirs."""
     specs = tuple(registry)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
@@ -66,7 +72,7 @@ def ensure_topics(bootstrap: str, registry: Iterable[TopicSpec] = TOPICS) -> str
                 {
                     spec.name: {
                         "num_partitions": spec.partitions,
-                        "replication_factor": REPLICATION_FACTOR,
+                        "replication_factor": replication_factor,
                         "configs": spec.configs(),
                     }
                     for spec in plan.create
