@@ -25,7 +25,7 @@ from services.contracts.topics import (
     TOPICS_BY_NAME,
 )
 from services.reporting.settings import ReportingSettings
-from services.reporting.store import DATABASE_DOWN, StatusMessage, Store
+from services.reporting.store import DATABASE_DOWN, LOCK_CONFLICTS, StatusMessage, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class StatusConsumer:
         while True:
             try:
                 await self._consume()
-            except (KafkaError, *DATABASE_DOWN) as error:
+            except (KafkaError, *DATABASE_DOWN, *LOCK_CONFLICTS) as error:
                 log.warning("status consumer restarts after: %s", error)
                 await asyncio.sleep(_RETRY_SECONDS)
 

@@ -22,7 +22,7 @@ from services.contracts.events import envelope
 from services.contracts.topics import AREA_AGGREGATES
 from services.reporting.aggregates import area_aggregate
 from services.reporting.settings import ReportingSettings
-from services.reporting.store import DATABASE_DOWN, Store
+from services.reporting.store import DATABASE_DOWN, LOCK_CONFLICTS, Store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class AreaPublisher:
         while True:
             try:
                 await self._lead()
-            except (KafkaError, *DATABASE_DOWN) as error:
+            except (KafkaError, *DATABASE_DOWN, *LOCK_CONFLICTS) as error:
                 log.warning("area publisher restarts after: %s", error)
                 await asyncio.sleep(_RETRY_SECONDS)
 

@@ -72,6 +72,8 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
 )
+# PostgreSQL rolled the transaction back to break a deadlock: nothing was written, try again.
+LOCK_CONFLICTS: tuple[type[Exception], ...] = (asyncpg.DeadlockDetectedError,)
 
 
 def migrate(database_url: str) -> None:
@@ -300,11 +302,19 @@ class Store:
         return [DirtyArea(r["survey_year"], r["area_code"], r["generation"]) for r in rows]
 
     async def published(self, areas: Sequence[DirtyArea]) -> None:
-        """Clears the areas published, unless they changed again since they were read."""
+        """Clears the areas published, unless they changed again since they were read. The rows
+        are locked in the consumer's order (year, then area code by code point, as Python
+        sorts), or a delete and a consumer marking the same areas could deadlock."""
         await self._pool.execute(
-            """DELETE FROM reporting.dirty_areas d
-               USING unnest($1::int[], $2::text[], $3::bigint[]) AS p(y, a, g)
-               WHERE d.survey_year = p.y AND d.area_code = p.a AND d.generation = p.g""",
+            """WITH cleared AS (
+                   SELECT d.survey_year, d.area_code FROM reporting.dirty_areas d
+                   JOIN unnest($1::int[], $2::text[], $3::bigint[]) AS p(y, a, g)
+                     ON d.survey_year = p.y AND d.area_code = p.a AND d.generation = p.g
+                   ORDER BY d.survey_year, d.area_code COLLATE "C"
+                   FOR UPDATE OF d
+               )
+               DELETE FROM reporting.dirty_areas d USING cleared c
+               WHERE d.survey_year = c.survey_year AND d.area_code = c.area_code""",
             [a.survey_year for a in areas],
             [a.area_code for a in areas],
             [a.generation for a in areas],
