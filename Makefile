@@ -59,6 +59,7 @@ bench: venv ## benchmarks against the local stack; results in bench/results/
 	$(PY) -m bench.ingest
 	$(PY) -m bench.matcher
 	$(PY) -m bench.logbook
+	$(PY) -m bench.reporting
 
 lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
 	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet --disable-pip-version-check uv

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -22,14 +17,21 @@ from typing import Any
 import httpx
 import orjson
 
-from deploy.local.layout import StackLayout
-from deploy.local.ports import any_free_port
+from bench.common import (
+    RESULTS,
+    latency_summary,
+    local_stack_env,
+    machine,
+    open_loop,
+    start_service,
+    stop,
+    write_results,
+)
 from services.contracts.citizen_id import with_check_digit
 from services.contracts.topics import BMN_HOUSEHOLDS
 from services.ingest.api_keys import new_key
 from services.ingest.store import Store, migrate
 
-RESULTS = Path(__file__).parent / "results"
 VILLAGES = ("49010101", "49010102", "49020301", "49050601", "30010101", "30020201")
 MEMBERS_PER_HOUSEHOLD = 3  # TPMAP 2561: 36.6 M persons in 12.9 M households = 2.8
 
@@ -58,32 +60,6 @@ def households(count: int, run: str) -> Iterator[bytes]:
             "members": members,
         }
         yield orjson.dumps(record) + b"\n"
-
-
-def start_ingest(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = any_free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.ingest"],
-            env={
-                **env,
-                "INGEST_PORT": str(port),
-                "INGEST_RAW_CONSUMER": "false",
-                "INGEST_LOG_LEVEL": "WARNING",
-            },
-            stdout=out,
-            stderr=out,
-        )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"ingest did not become ready; see {log}")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -123,32 +99,19 @@ async def stream_upload(
 
 
 async def fixed_rate(url: str, key: str, rate: float, seconds: float, run: str) -> list[float]:
-    """Open loop: a request every 1/rate s whatever the replies do; returns latencies in ms."""
+    """Single-household POSTs at `rate` per second (open loop); latencies in ms."""
     bodies = list(households(int(rate * seconds), f"{run}-single"))
-    latencies: list[float] = []
     headers = {"authorization": f"Bearer {key}", "content-type": "application/x-ndjson"}
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
-        async def one(body: bytes) -> None:
-            started = time.perf_counter()
-            response = await client.post(f"{url}/v1/bmn/households", content=body, headers=headers)
-            latencies.append((time.perf_counter() - started) * 1000)
+        async def post(index: int) -> None:
+            response = await client.post(
+                f"{url}/v1/bmn/households", content=bodies[index], headers=headers
+            )
             response.raise_for_status()
 
-        tasks = []
-        begin = time.perf_counter()
-        for index, body in enumerate(bodies):
-            delay = begin + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body)))
-        await asyncio.gather(*tasks)
-    return latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
+        return await open_loop(post, rate, len(bodies))
 
 
 async def create_key(database_url: str) -> str:
@@ -175,27 +138,14 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    layout = StackLayout.from_env(os.environ)
-    stack_env = dict(
-        line.split("=", 1)
-        for line in layout.env_file.read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    env = {**os.environ, **stack_env}
+    env = local_stack_env()
     migrate(env["DATABASE_URL"])
     key = asyncio.run(create_key(env["DATABASE_URL"]))
     run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     RESULTS.mkdir(exist_ok=True)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cores": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
-        "command": " ".join(["make bench (python -m bench.ingest", *sys.argv[1:]]) + ")",
-        "topic": BMN_HOUSEHOLDS.name,
-    }
+    results: dict[str, Any] = {**machine("ingest"), "topic": BMN_HOUSEHOLDS.name}
 
-    process, url = start_ingest(env, RESULTS / "ingest-bench.log")
+    process, url = start_service("ingest", env, RESULTS / "ingest-bench.log", raw_consumer="false")
     try:
         print(
             f"ingest: NDJSON throughput, {args.households:,} households of {MEMBERS_PER_HOUSEHOLD} members…",
@@ -222,10 +172,7 @@ def main() -> None:
         latencies = asyncio.run(fixed_rate(url, key, args.rate, args.seconds, run))
         results["single_record_latency_ms"] = {
             "rate_per_second": args.rate,
-            "requests": len(latencies),
-            "p50": round(percentile(latencies, 0.5), 1),
-            "p99": round(percentile(latencies, 0.99), 1),
-            "max": round(max(latencies), 1),
+            **latency_summary(latencies),
         }
         print(f"  {results['single_record_latency_ms']}", flush=True)
 
@@ -245,13 +192,8 @@ def main() -> None:
             }
             print(f"  {results['large_upload']}", flush=True)
     finally:
-        process.terminate()
-        process.wait(30)
-
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    path = RESULTS / f"{stamp}-{platform.node()}-ingest.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"wrote {path}")
+        stop(process)
+    write_results("ingest", results)
 
 
 if __name__ == "__main__":

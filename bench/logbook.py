@@ -13,23 +13,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
-import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
 
-from deploy.local.layout import StackLayout
-from deploy.local.ports import any_free_port
+from bench.common import (
+    RESULTS,
+    fresh_database,
+    latency_summary,
+    local_stack_env,
+    machine,
+    percentile,
+    start_service,
+    stop,
+    write_results,
+)
 from services.contracts.events import HouseholdStatus
 from services.contracts.indicators import DIMENSIONS
 from services.logbook.cases import case_id, deprivation_bits
@@ -37,7 +40,6 @@ from services.logbook.scope import Role
 from services.logbook.store import Store, migrate
 from services.logbook.tokens import new_token
 
-RESULTS = Path(__file__).parent / "results"
 DATABASE = "logbook_bench"
 
 
@@ -134,16 +136,6 @@ async def load(database_url: str, count: int) -> None:
         await connection.close()
 
 
-async def fresh_database(database_url: str) -> str:
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await connection.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await connection.close()
-    return f"{database_url.rpartition('/')[0]}/{DATABASE}"
-
-
 async def create_users(
     database_url: str, users: dict[str, tuple[Role, list[str]]]
 ) -> dict[str, str]:
@@ -158,37 +150,6 @@ async def create_users(
         return tokens
     finally:
         await store.close()
-
-
-def start_logbook(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = any_free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.logbook"],
-            env={
-                **env,
-                "LOGBOOK_PORT": str(port),
-                "LOGBOOK_CONSUMER": "false",
-                "LOGBOOK_RELAY": "false",
-                "LOGBOOK_LOG_LEVEL": "WARNING",
-            },
-            stdout=out,
-            stderr=out,
-        )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"logbook did not become ready; see {log}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
 
 
 async def measure(
@@ -240,14 +201,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4_000)
     args = parser.parse_args()
 
-    layout = StackLayout.from_env(os.environ)
-    stack_env = dict(
-        line.split("=", 1)
-        for line in layout.env_file.read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    env = {**os.environ, **stack_env}
-    database_url = asyncio.run(fresh_database(env["DATABASE_URL"]))
+    env = local_stack_env()
+    database_url = asyncio.run(fresh_database(env["DATABASE_URL"], DATABASE))
     env["DATABASE_URL"] = database_url
     migrate(database_url)
     print(f"logbook: loading {args.cases:,} cases…", flush=True)
@@ -277,29 +232,21 @@ def main() -> None:
         "team, one village": ("team", {"village": village}),
     }
     RESULTS.mkdir(exist_ok=True)
-    process, url = start_logbook(env, RESULTS / "logbook-bench.log")
+    process, url = start_service(
+        "logbook", env, RESULTS / "logbook-bench.log", consumer="false", relay="false"
+    )
     try:
         print(f"logbook: {args.requests:,} case-list requests, one at a time…", flush=True)
         latencies = asyncio.run(measure(url, scenarios, tokens, args.requests))
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process)
 
     every = [value for values in latencies.values() for value in values]
     results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cores": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
-        "command": " ".join(["make bench (python -m bench.logbook", *sys.argv[1:]]) + ")",
+        **machine("logbook"),
         "cases": args.cases,
         "page_size": 50,
-        "case_list_latency_ms": {
-            "requests": len(every),
-            "p50": round(percentile(every, 0.5), 1),
-            "p99": round(percentile(every, 0.99), 1),
-            "max": round(max(every), 1),
-        },
+        "case_list_latency_ms": latency_summary(every),
         "by_scenario_ms": {
             name: {
                 "requests": len(values),
@@ -312,10 +259,7 @@ def main() -> None:
     print(orjson.dumps(results["case_list_latency_ms"]).decode())
     for name, figures in results["by_scenario_ms"].items():
         print(f"  {name:28} {figures}")
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    path = RESULTS / f"{stamp}-{platform.node()}-logbook.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"wrote {path}")
+    write_results("logbook", results)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ temporary folder), so earlier data on the topics does not count.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -19,13 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from bench.ingest import MEMBERS_PER_HOUSEHOLD, RESULTS, households
-from deploy.local import stack
-from deploy.local.layout import CACHE_ENV, HOME_ENV, StackLayout
+from bench.common import fresh_stack, machine, write_results
+from bench.ingest import MEMBERS_PER_HOUSEHOLD, households
 from services.contracts.events import envelope
 from services.contracts.records import BmnHousehold, WelfareRegistration, parse_record
 from services.contracts.topics import (
@@ -115,14 +111,12 @@ def latest_value_bytes(bootstrap: str, spec: TopicSpec) -> tuple[int, int]:
 
 def run(workers: int, count: int, folder: Path) -> dict[str, Any]:
     home = folder / f"stack-{workers}"
-    env = {
-        **os.environ,
-        HOME_ENV: str(home),
-        CACHE_ENV: str(StackLayout.from_env(os.environ).cache),
-    }
-    layout = StackLayout.from_env(env)
-    endpoints = stack.up(layout, env, with_services=False)
-    bootstrap = endpoints.kafka_bootstrap
+    with fresh_stack(home) as env:
+        return measure(workers, count, home, env)
+
+
+def measure(workers: int, count: int, home: Path, env: dict[str, str]) -> dict[str, Any]:
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     processes: list[subprocess.Popen[bytes]] = []
     try:
         print(f"matcher: {workers} worker(s), producing {count:,} households…", flush=True)
@@ -133,7 +127,6 @@ def run(workers: int, count: int, folder: Path) -> dict[str, Any]:
         for n in range(workers):
             worker_env = {
                 **env,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "MATCHER_DATA_DIR": str(home / f"matcher-{n}"),
                 "MATCHER_LOG_LEVEL": "WARNING",
             }
@@ -182,7 +175,6 @@ def run(workers: int, count: int, folder: Path) -> dict[str, Any]:
             process.terminate()
         for process in processes:
             process.wait(60)
-        stack.down(layout, env, stack.INFRASTRUCTURE)
 
 
 def main() -> None:
@@ -196,18 +188,10 @@ def main() -> None:
         runs = [run(workers, args.households, folder) for workers in (1, 2)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cores": os.cpu_count(),
-        "command": " ".join(["make bench (python -m bench.matcher", *sys.argv[1:]]) + ")",
-        "members_per_household": MEMBERS_PER_HOUSEHOLD,
-        "runs": runs,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{platform.node()}-matcher.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"wrote {path}")
+    write_results(
+        "matcher",
+        {**machine("matcher"), "members_per_household": MEMBERS_PER_HOUSEHOLD, "runs": runs},
+    )
 
 
 if __name__ == "__main__":

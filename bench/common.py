@@ -1,0 +1,204 @@
+"""What every benchmark shares: the stack to run against, starting a service, an open-loop load,
+percentiles, and the results file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from deploy.local import stack
+from deploy.local.layout import CACHE_ENV, HOME_ENV, StackLayout
+from deploy.local.ports import any_free_port
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def local_stack_env() -> dict[str, str]:
+    """The environment with the running local stack's connection settings (make up)."""
+    layout = StackLayout.from_env(os.environ)
+    stack_env = dict(
+        line.split("=", 1)
+        for line in layout.env_file.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    return {**os.environ, **stack_env}
+
+
+@contextlib.contextmanager
+def fresh_stack(home: Path) -> Iterator[dict[str, str]]:
+    """A Kafka broker and PostgreSQL of their own (free ports, under `home`), so earlier data on
+    the topics does not count; yields the environment to run services with, stops them after."""
+    env = {
+        **os.environ,
+        HOME_ENV: str(home),
+        CACHE_ENV: str(StackLayout.from_env(os.environ).cache),
+    }
+    layout = StackLayout.from_env(env)
+    try:
+        endpoints = stack.up(layout, env, with_services=False)
+        yield {
+            **env,
+            "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
+            "DATABASE_URL": endpoints.database_url,
+        }
+    finally:
+        stack.down(layout, env, stack.INFRASTRUCTURE)
+
+
+async def fresh_database(database_url: str, name: str) -> str:
+    """Database `name` on the server of `database_url`, made afresh; returns its URL."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await connection.execute(f"CREATE DATABASE {name}")
+    finally:
+        await connection.close()
+    return f"{database_url.rpartition('/')[0]}/{name}"
+
+
+def start_service(
+    name: str, env: dict[str, str], log: Path, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m services.<name>` on a free port (`<NAME>_PORT`) with `settings` as
+    `<NAME>_<KEY>` variables, once its /readyz answers 200."""
+    port = any_free_port()
+    prefix = name.upper()
+    variables = {f"{prefix}_{key.upper()}": value for key, value in settings.items()}
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 (a service of this repository)
+            [sys.executable, "-m", f"services.{name}"],
+            env={
+                **env,
+                f"{prefix}_PORT": str(port),
+                f"{prefix}_LOG_LEVEL": "WARNING",
+                **variables,
+            },
+            stdout=out,
+            stderr=out,
+        )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"{name} did not become ready; see {log}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(30)
+
+
+async def open_loop(
+    request: Callable[[int], Awaitable[None]], rate: float, count: int
+) -> list[float]:
+    """Open loop: `request(i)` started every 1/rate s whatever the replies do; returns each
+    one's latency in ms, in the order they were started."""
+    latencies = [0.0] * count
+
+    async def timed(index: int) -> None:
+        started = time.perf_counter()
+        await request(index)
+        latencies[index] = (time.perf_counter() - started) * 1000
+
+    tasks = []
+    begin = time.perf_counter()
+    for index in range(count):
+        delay = begin + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(timed(index)))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+class KeepAliveGets:
+    """HTTP/1.1 GETs over a fixed number of keep-alive connections, each request waiting in a
+    FIFO for a free one. Far cheaper per request than httpx, whose pool slows down as thousands
+    of requests wait for a connection: at hundreds of requests per second on two cores the load
+    generator must not be what is measured. Responses must carry Content-Length (FastAPI's do)."""
+
+    def __init__(self, url: str, connections: int) -> None:
+        parsed = httpx.URL(url)
+        self._host, self._port = parsed.host, parsed.port or 80
+        self._count = connections
+        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+
+    async def __aenter__(self) -> KeepAliveGets:
+        for _ in range(self._count):
+            self._idle.put_nowait(await asyncio.open_connection(self._host, self._port))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        while not self._idle.empty():
+            _, writer = self._idle.get_nowait()
+            writer.close()
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        """The status and body of GET `path`."""
+        reader, writer = await self._idle.get()
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            body = await reader.readexactly(int(headers["content-length"]))
+            return int(lines[0].split(" ", 2)[1]), body
+        finally:
+            self._idle.put_nowait((reader, writer))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile, interpolated between the values (never beyond the largest)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+
+
+def latency_summary(values: list[float]) -> dict[str, float]:
+    """Count, p50, p99 and max of latencies in ms, to 0.1 ms."""
+    return {
+        "requests": len(values),
+        "p50": round(percentile(values, 0.5), 1),
+        "p99": round(percentile(values, 0.99), 1),
+        "max": round(max(values), 1),
+    }
+
+
+def machine(benchmark: str) -> dict[str, Any]:
+    """What every results file starts with: when, where, and the command."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
+        "command": " ".join([f"make bench (python -m bench.{benchmark}", *sys.argv[1:]]) + ")",
+    }
+
+
+def write_results(benchmark: str, results: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{platform.node()}-{benchmark}.json"
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"wrote {path}")
+    return path
