@@ -114,13 +114,19 @@ AREA_AGGREGATES = TopicSpec(
 )
 MATCHER_MEMBERSHIPS = TopicSpec(
     "matcher.memberships.v1",
-    key="citizen_id",
-    description="matcher-internal: a household record's word to each member's person partition",
+    key="(partition of citizen_id)",
+    description=(
+        "matcher-internal: a batch's words from household records to the members, one JSON "
+        "array per person partition"
+    ),
 )
 MATCHER_MEMBER_FACTS = TopicSpec(
     "matcher.member-facts.v1",
-    key="household_id",
-    description="matcher-internal: a person's welfare status and death, sent to their households",
+    key="(partition of household_id)",
+    description=(
+        "matcher-internal: a batch's persons' welfare status and death for their households, "
+        "one JSON array per household partition"
+    ),
 )
 MATCHER_HOUSEHOLD_STATE = TopicSpec(
     "matcher.household-state.v1",

@@ -25,4 +25,8 @@ class MatcherSettings(PlatformSettings):
     producer_linger_ms: int = Field(
         default=20, description="How long sends wait to fill a produce request"
     )
+    batch_size: int = Field(
+        default=1000, description="Most input events an agent takes and applies at once"
+    )
+    batch_seconds: float = Field(default=0.2, description="How long an agent waits to fill a batch")
     log_level: str = "INFO"

@@ -1,31 +1,37 @@
-"""Faust adapter of the matcher: agents that move records, state and messages around the pure
-transitions of state.py.
+"""Faust adapter of the matcher: two agents that take input events in batches and move records,
+state and messages around the pure transitions of state.py.
 
-At least once, with idempotent state (ARCHITECTURE.md). An agent applies each event to its table
-and sends the results attached to the event: Faust publishes them before it commits the event's
-offset. A worker that dies after writing a state but before its messages went out leaves inputs
-that will be replayed onto a state that already holds their results, and a transition on such a
-state sends nothing. So an event that may be a replay (its offset is below the partition's end
-when the worker was given the partition) sends everything its keys' state has sent, again:
-identical messages, which consumers recognise.
+At least once, with idempotent state (ARCHITECTURE.md). An agent applies a batch of events to its
+table (each changed key written once), sends what the batch produced and waits until Kafka has
+acknowledged it; only then are the events acknowledged, and Faust flushes the tables' changelogs
+before it commits their offsets. A worker that dies after writing a state but before its
+messages went out leaves inputs that will be replayed onto a state that already holds their
+results, and a transition on such a state sends nothing. So an event that may be a replay (its
+offset is below the partition's end when the worker was given the partition) sends everything
+its keys' state has sent, again: identical messages, which consumers recognise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+import os
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from itertools import groupby
+from typing import Any, Generic, TypeVar
 
 import faust
+import orjson
+from faust.streams import _current_event  # Faust offers no public setter
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT, TableT, TransportT
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from services.contracts.events import (
     DeadLetter,
     Envelope,
-    HouseholdStatus,
     PersonStatus,
     envelope,
     text_or_base64,
@@ -44,6 +50,7 @@ from services.contracts.topics import (
     WELFARE_REGISTRATIONS,
     TopicSpec,
 )
+from services.matcher.outbox import Outbox
 from services.matcher.settings import MatcherSettings
 from services.matcher.state import (
     HouseholdState,
@@ -62,6 +69,7 @@ from services.matcher.state import (
 log = logging.getLogger(__name__)
 
 APP_ID = "tpmap-matcher"
+EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
 SOURCE = "/matcher"
 _RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -69,142 +77,242 @@ _RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
+_MEMBERSHIPS = TypeAdapter(list[Membership])
+_FACTS = TypeAdapter(list[MemberFacts])
+
+StateT = TypeVar("StateT", HouseholdState, PersonState)
+
+
+class _Keys(Generic[StateT]):
+    """One partition's states during a batch: each key read once, written once if it changed."""
+
+    def __init__(self, table: TableT[bytes, bytes], model: type[StateT]) -> None:
+        self._table = table
+        self._model: type[StateT] = model
+        self._loaded: dict[str, StateT] = {}
+        self._current: dict[str, StateT] = {}
+
+    def get(self, key: str) -> StateT:
+        if key not in self._current:
+            stored = self._table.get(key.encode())
+            state = self._model() if stored is None else self._model.model_validate_json(stored)
+            self._loaded[key] = self._current[key] = state
+        return self._current[key]
+
+    def put(self, key: str, state: StateT) -> None:
+        self._current[key] = state
+
+    def write_changed(self) -> None:
+        # Transitions hand back the very state they were given when nothing changed (a
+        # duplicate, a stale record): no write, no changelog message.
+        for key, state in self._current.items():
+            if state is not self._loaded[key]:
+                self._table[key.encode()] = state.model_dump_json().encode()
+
+
+def _by_partition(events: list[EventT[bytes]]) -> Iterator[list[EventT[bytes]]]:
+    """The batch's events per partition number, each in its arrival order."""
+    ordered = sorted(events, key=lambda e: e.message.partition)  # stable: keeps arrival order
+    for _, group in groupby(ordered, key=lambda e: e.message.partition):
+        yield list(group)
+
+
+def _items(value: bytes) -> list[tuple[bytes, Any]]:
+    """A batched internal message's items, each with its own bytes for a dead letter."""
+    return [(orjson.dumps(item), item) for item in orjson.loads(value)]
 
 
 class Matcher:
-    """The agents' side effects: reading and writing the tables, sending (attached) messages."""
+    """The agents' side effects: reading and writing the tables, sending the batches' results."""
 
     def __init__(
-        self, app: faust.App, households: TableT[bytes, bytes], persons: TableT[bytes, bytes]
+        self,
+        app: faust.App,
+        households: TableT[bytes, bytes],
+        persons: TableT[bytes, bytes],
+        partitions: int,
     ) -> None:
-        self._topics = {
-            spec.name: app.topic(spec.name, partitions=spec.partitions, **_RAW)
-            for spec in (
-                MATCHER_MEMBERSHIPS,
-                MATCHER_MEMBER_FACTS,
-                PERSON_STATUS,
-                HOUSEHOLD_STATUS,
-                MATCHER_DEAD_LETTER,
-            )
-        }
+        self._app = app
         self._households = households
         self._persons = persons
+        self._partitions = partitions
         # Per input partition: offsets below this may be replays (the log's end when assigned).
         self.replay_limits: dict[TP, int] = {}
 
     def may_be_replay(self, event: EventT[bytes]) -> bool:
         return event.message.offset < self.replay_limits.get(event.message.tp, 0)
 
-    async def _send(self, spec: TopicSpec, key: str, value: bytes) -> None:
-        # Attached to the current event: published before its offset is committed.
-        await self._topics[spec.name].send(key=key.encode(), value=value)
+    async def household_batch(self, events: list[EventT[bytes]]) -> None:
+        outbox = Outbox(self._partitions)
+        for partition_events in _by_partition(events):
+            _make_current(partition_events[0])
+            keys = _Keys(self._households, HouseholdState)
+            for event in partition_events:
+                touched = self._apply_household_event(event, keys, outbox)
+                if self.may_be_replay(event):
+                    for key in touched:
+                        outbox.add_household_results(*resend_household(keys.get(key), key))
+            keys.write_changed()
+        await self._publish(outbox)
 
-    async def _event(self, spec: TopicSpec, key: str, data: BaseModel) -> None:
-        await self._send(
-            spec,
-            key,
-            envelope(spec.require_event_type(), SOURCE, data, subject=key)
-            .model_dump_json()
-            .encode(),
-        )
-
-    async def _send_household_results(
-        self, memberships: list[Membership], statuses: list[HouseholdStatus]
-    ) -> None:
-        for membership in memberships:
-            await self._send(
-                MATCHER_MEMBERSHIPS, membership.citizen_id, membership.model_dump_json().encode()
-            )
-        for status in statuses:
-            await self._event(
-                HOUSEHOLD_STATUS, f"{status.household_id}:{status.survey_year}", status
-            )
-
-    async def _send_person_results(
-        self, statuses: list[PersonStatus], facts: list[MemberFacts]
-    ) -> None:
-        for status in statuses:
-            await self._event(PERSON_STATUS, f"{status.citizen_id}:{status.survey_year}", status)
-        for fact in facts:
-            await self._send(
-                MATCHER_MEMBER_FACTS, fact.household_id, fact.model_dump_json().encode()
-            )
-
-    async def household_event(self, event: EventT[bytes]) -> None:
-        if event.message.topic == BMN_HOUSEHOLDS.name:
-            record = Envelope[BmnHousehold].model_validate_json(event.value)
-            key = record.data.household_id
-            loaded = self._load_household(key)
-            state, memberships, statuses = on_household_record(loaded, record.data, record.id)
-        else:
-            facts = MemberFacts.model_validate_json(event.value)
-            key = facts.household_id
-            loaded = self._load_household(key)
-            state, statuses = on_member_facts(loaded, facts)
-            memberships = []
-        # Transitions hand back the very state they were given when nothing changed (a
-        # duplicate, a stale record): no write, no changelog message.
-        if state is not loaded:
-            self._households[key.encode()] = state.model_dump_json().encode()
-        if self.may_be_replay(event):
-            memberships, statuses = resend_household(state, key)
-        await self._send_household_results(memberships, statuses)
-
-    async def person_event(self, event: EventT[bytes]) -> None:
-        topic = event.message.topic
-        if topic == WELFARE_REGISTRATIONS.name:
-            registration = Envelope[WelfareRegistration].model_validate_json(event.value).data
-            key = registration.citizen_id
-            loaded = self._load_person(key)
-            state, statuses, facts = on_welfare(loaded, registration)
-        elif topic == CIVIL_EVENTS.name:
-            death = Envelope[CivilEvent].model_validate_json(event.value).data
-            key = death.citizen_id
-            loaded = self._load_person(key)
-            state, statuses, facts = on_death(loaded, death)
-        else:
-            membership = Membership.model_validate_json(event.value)
-            key = membership.citizen_id
-            loaded = self._load_person(key)
-            state, statuses, facts = on_membership(loaded, membership)
-        if state is not loaded:
-            self._persons[key.encode()] = state.model_dump_json().encode()
-        if self.may_be_replay(event):
-            statuses, facts = resend_person(state)
-        await self._send_person_results(statuses, facts)
-
-    def _load_household(self, key: str) -> HouseholdState:
-        stored = self._households.get(key.encode())
-        return HouseholdState() if stored is None else HouseholdState.model_validate_json(stored)
-
-    def _load_person(self, key: str) -> PersonState:
-        stored = self._persons.get(key.encode())
-        return PersonState() if stored is None else PersonState.model_validate_json(stored)
-
-    async def dead_letter(self, event: EventT[bytes], error: Exception) -> None:
+    def _apply_household_event(
+        self, event: EventT[bytes], keys: _Keys[HouseholdState], outbox: Outbox
+    ) -> list[str]:
         message = event.message
-        text, encoding = text_or_base64(bytes(message.value or b""))
-        letter = DeadLetter(
-            consumer=APP_ID,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=bytes(message.key).decode("utf-8", errors="replace") if message.key else None,
-            value=text,
-            value_encoding=encoding,
-            error=f"{type(error).__name__}: {error}"[:2000],
-            failed_at=datetime.now(UTC),
-        )
-        log.warning(
-            "dead letter",
-            extra={
-                "topic": message.topic,
-                "partition": message.partition,
-                "offset": message.offset,
-                "error": letter.error,
-            },
-        )
-        await self._event(MATCHER_DEAD_LETTER, letter.key or "", letter)
+        value = bytes(message.value or b"")
+        if message.topic == BMN_HOUSEHOLDS.name:
+            try:
+                record = Envelope[BmnHousehold].model_validate_json(value)
+                key = record.data.household_id
+                state, memberships, statuses = on_household_record(
+                    keys.get(key), record.data, record.id
+                )
+            except ValueError as error:
+                outbox.dead_letters.append(_dead_letter(message, value, error))
+                return []
+            keys.put(key, state)
+            outbox.add_household_results(memberships, statuses)
+            return [key]
+        touched = []
+        for raw, item in self._batched_items(message, value, outbox):
+            try:
+                facts = MemberFacts.model_validate(item)
+                state, statuses = on_member_facts(keys.get(facts.household_id), facts)
+            except ValueError as error:
+                outbox.dead_letters.append(_dead_letter(message, raw, error))
+                continue
+            keys.put(facts.household_id, state)
+            outbox.add_household_results([], statuses)
+            touched.append(facts.household_id)
+        return touched
+
+    async def person_batch(self, events: list[EventT[bytes]]) -> None:
+        outbox = Outbox(self._partitions)
+        for partition_events in _by_partition(events):
+            _make_current(partition_events[0])
+            keys = _Keys(self._persons, PersonState)
+            for event in partition_events:
+                touched = self._apply_person_event(event, keys, outbox)
+                if self.may_be_replay(event):
+                    for key in touched:
+                        outbox.add_person_results(*resend_person(keys.get(key)))
+            keys.write_changed()
+        await self._publish(outbox)
+
+    def _apply_person_event(
+        self, event: EventT[bytes], keys: _Keys[PersonState], outbox: Outbox
+    ) -> list[str]:
+        message = event.message
+        value = bytes(message.value or b"")
+        if message.topic == MATCHER_MEMBERSHIPS.name:
+            items = self._batched_items(message, value, outbox)
+        else:
+            items = [(value, None)]
+        touched = []
+        for raw, item in items:
+            try:
+                key, (state, statuses, facts) = self._person_transition(
+                    message.topic, raw, item, keys
+                )
+            except ValueError as error:
+                outbox.dead_letters.append(_dead_letter(message, raw, error))
+                continue
+            keys.put(key, state)
+            outbox.add_person_results(statuses, facts)
+            touched.append(key)
+        return touched
+
+    @staticmethod
+    def _person_transition(
+        topic: str, raw: bytes, item: Any, keys: _Keys[PersonState]
+    ) -> tuple[str, tuple[PersonState, list[PersonStatus], list[MemberFacts]]]:
+        if topic == WELFARE_REGISTRATIONS.name:
+            registration = Envelope[WelfareRegistration].model_validate_json(raw).data
+            key = registration.citizen_id
+            return key, on_welfare(keys.get(key), registration)
+        if topic == CIVIL_EVENTS.name:
+            death = Envelope[CivilEvent].model_validate_json(raw).data
+            return death.citizen_id, on_death(keys.get(death.citizen_id), death)
+        membership = Membership.model_validate(item)
+        return membership.citizen_id, on_membership(keys.get(membership.citizen_id), membership)
+
+    @staticmethod
+    def _batched_items(message: Any, value: bytes, outbox: Outbox) -> list[tuple[bytes, Any]]:
+        try:
+            return _items(value)
+        except (ValueError, TypeError) as error:  # not a JSON array: nothing in it is readable
+            outbox.dead_letters.append(_dead_letter(message, value, ValueError(str(error))))
+            return []
+
+    async def _publish(self, outbox: Outbox) -> None:
+        """Send the batch's results and wait until Kafka has them all."""
+        send: Callable[..., Awaitable[Awaitable[Any]]] = self._app.producer.send
+        pending: list[Awaitable[Any]] = []
+
+        async def event(spec: TopicSpec, key: str, data: BaseModel) -> None:
+            value = envelope(spec.require_event_type(), SOURCE, data, subject=key)
+            pending.append(
+                await send(
+                    spec.name, key.encode(), value.model_dump_json().encode(), None, None, None
+                )
+            )
+
+        for key, person in outbox.person_statuses.items():
+            await event(PERSON_STATUS, key, person)
+        for key, household in outbox.household_statuses.items():
+            await event(HOUSEHOLD_STATUS, key, household)
+        for partition, memberships in outbox.memberships_by_partition().items():
+            pending.append(
+                await send(
+                    MATCHER_MEMBERSHIPS.name,
+                    None,
+                    _MEMBERSHIPS.dump_json(memberships),
+                    partition,
+                    None,
+                    None,
+                )
+            )
+        for partition, facts in outbox.facts_by_partition().items():
+            pending.append(
+                await send(
+                    MATCHER_MEMBER_FACTS.name, None, _FACTS.dump_json(facts), partition, None, None
+                )
+            )
+        for letter in outbox.dead_letters:
+            log.warning(
+                "dead letter",
+                extra={
+                    "topic": letter.topic,
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "error": letter.error,
+                },
+            )
+            await event(MATCHER_DEAD_LETTER, letter.key or "", letter)
+        await asyncio.gather(*pending)
+
+
+def _make_current(event: EventT[bytes]) -> None:
+    """Faust's tables read and write the partition of the current event, a context variable of
+    the agent's task; a batch has no current event of its own, so each partition's events are
+    handled as its first. Only the context variable is set: the stream's `current_event`
+    attribute belongs to its drainer, which reads it to pair each taken value with its event."""
+    _current_event.set(weakref.ref(event))
+
+
+def _dead_letter(message: Any, value: bytes, error: Exception) -> DeadLetter:
+    text, encoding = text_or_base64(value)
+    return DeadLetter(
+        consumer=APP_ID,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=bytes(message.key).decode("utf-8", errors="replace") if message.key else None,
+        value=text,
+        value_encoding=encoding,
+        error=f"{type(error).__name__}: {error}"[:2000],
+        failed_at=datetime.now(UTC),
+    )
 
 
 class _RewindingConsumer(faust_aiokafka.Consumer):
@@ -251,10 +359,11 @@ def create_app(settings: MatcherSettings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         web_enabled=False,
-        # Fewer, larger produce requests: each event sends several small messages.
+        # Fewer, larger produce requests: a batch sends thousands of small messages at once.
         producer_linger_ms=settings.producer_linger_ms,
         key_serializer="raw",
         value_serializer="raw",
+        stream_buffer_maxsize=2 * settings.batch_size,
     )
     table_options: dict[str, Any] = {
         "partitions": BMN_HOUSEHOLDS.partitions,
@@ -271,7 +380,7 @@ def create_app(settings: MatcherSettings) -> faust.App:
     persons = app.Table(
         "persons", changelog_topic=app.topic(MATCHER_PERSON_STATE.name, **_RAW), **table_options
     )
-    matcher = Matcher(app, households, persons)
+    matcher = Matcher(app, households, persons, BMN_HOUSEHOLDS.partitions)
 
     async def remember_replay_limits(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned: set[TP] = args[0]  # sent as on_partitions_assigned.send(assigned)
@@ -285,20 +394,23 @@ def create_app(settings: MatcherSettings) -> faust.App:
     )
 
     async def consume(stream: Any, handle: Any) -> None:
-        async for event in stream.events():
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             try:
-                await handle(event)
-            except (
-                Exception
-            ) as error:  # an event that cannot be processed is kept, not retried forever
-                await matcher.dead_letter(event, error)
+                await handle(events)
+            except Exception:
+                # Faust acknowledges a taken batch even when its handling fails (take_events
+                # acks in a finally). Exit before that can be committed: the batch is then
+                # processed again by whichever worker takes its partitions.
+                log.critical("a batch failed; exiting without committing it", exc_info=True)
+                logging.shutdown()
+                os._exit(EXIT_BATCH_FAILED)
 
     @app.agent(household_inputs, concurrency=1)
     async def match_households(stream: Any) -> None:
-        await consume(stream, matcher.household_event)
+        await consume(stream, matcher.household_batch)
 
     @app.agent(person_inputs, concurrency=1)
     async def match_persons(stream: Any) -> None:
-        await consume(stream, matcher.person_event)
+        await consume(stream, matcher.person_batch)
 
     return app

@@ -1,0 +1,62 @@
+"""What one batch of input events sends, pure: the newest word per key, and the internal
+messages grouped by the partition that owns their addressees.
+
+A batch moves every key's state forward, so within a batch only the last status per key matters:
+one superseded by a later version in the same batch need not be sent; nor need a person's facts
+superseded by their later facts. Internal messages travel as one Kafka message per destination partition, so
+a batch of a thousand households costs six messages to the person partitions, not three
+thousand.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from aiokafka.partitioner import murmur2
+
+from services.contracts.events import DeadLetter, HouseholdStatus, PersonStatus
+from services.matcher.state import MemberFacts, Membership
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java's and aiokafka's) gives `key`: the one
+    whose inputs keyed by `key` already live there."""
+    hashed: int = murmur2(key.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+class Outbox:
+    def __init__(self, partitions: int) -> None:
+        self._partitions = partitions
+        self.person_statuses: dict[str, PersonStatus] = {}
+        self.household_statuses: dict[str, HouseholdStatus] = {}
+        # Every membership, in order: a record and its re-survey in one batch must still tell
+        # a member who left that they joined and left, as they would if the batch were split.
+        self._memberships: list[Membership] = []
+        self._facts: dict[tuple[str, int, str], MemberFacts] = {}
+        self.dead_letters: list[DeadLetter] = []
+
+    def add_household_results(
+        self, memberships: list[Membership], statuses: list[HouseholdStatus]
+    ) -> None:
+        self._memberships += memberships
+        for status in statuses:
+            self.household_statuses[f"{status.household_id}:{status.survey_year}"] = status
+
+    def add_person_results(self, statuses: list[PersonStatus], facts: list[MemberFacts]) -> None:
+        for status in statuses:
+            self.person_statuses[f"{status.citizen_id}:{status.survey_year}"] = status
+        for f in facts:
+            self._facts[f.household_id, f.survey_year, f.citizen_id] = f
+
+    def memberships_by_partition(self) -> dict[int, list[Membership]]:
+        grouped: dict[int, list[Membership]] = defaultdict(list)
+        for m in self._memberships:
+            grouped[partition_for(m.citizen_id, self._partitions)].append(m)
+        return dict(grouped)
+
+    def facts_by_partition(self) -> dict[int, list[MemberFacts]]:
+        grouped: dict[int, list[MemberFacts]] = defaultdict(list)
+        for f in self._facts.values():
+            grouped[partition_for(f.household_id, self._partitions)].append(f)
+        return dict(grouped)

@@ -1,0 +1,45 @@
+"""The batch outbox: internal messages go to the partition Kafka's default partitioner gives
+their key, and a batch sends only the newest word per key, but every membership in order."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+from services.matcher.outbox import Outbox, partition_for
+from services.matcher.state import Facts, MemberFacts
+from tests.synthetic import citizen_id
+
+
+@given(st.text(min_size=1, max_size=40), st.integers(min_value=1, max_value=64))
+def test_partition_for_agrees_with_kafka_python_default_partitioner(
+    key: str, partitions: int
+) -> None:
+    # kafka-python's murmur2 is a second, independent implementation of Java's.
+    expected = (kafka_python_murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    assert partition_for(key, partitions) == expected
+
+
+def _facts(household: str, person: int, death: date | None) -> MemberFacts:
+    return MemberFacts(
+        household_id=household,
+        survey_year=2561,
+        citizen_id=citizen_id(person),
+        facts=Facts(death=death),
+    )
+
+
+def test_later_facts_of_a_person_for_a_household_supersede_earlier_ones() -> None:
+    outbox = Outbox(6)
+    outbox.add_person_results([], [_facts("49-1", 1, None), _facts("49-2", 1, None)])
+    outbox.add_person_results([], [_facts("49-1", 1, date(2018, 3, 1))])
+    sent = [f for group in outbox.facts_by_partition().values() for f in group]
+    assert sorted((f.household_id, f.facts.death) for f in sent) == [
+        ("49-1", date(2018, 3, 1)),
+        ("49-2", None),
+    ]
+    for partition, group in outbox.facts_by_partition().items():
+        assert all(partition_for(f.household_id, 6) == partition for f in group)
