@@ -10,7 +10,7 @@ both (TPMAP-RULES section 4).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,7 +19,7 @@ from services.contracts.events import WelfareStatus
 from services.contracts.indicators import DIMENSIONS
 from services.contracts.records import BmnHousehold
 from services.matcher.rules import ELDERLY_AGE, assess_household, is_deceased, person_class
-from tools.demo.calibration import POOR_SETS, mask_bits
+from tools.demo.calibration import MASKS, POOR_SETS, mask_bits
 
 # Keys: a figure name, or (name, deprivation set) or (name, indicator[, set]).
 Tally = Counter[str | tuple[Any, ...]]
@@ -157,4 +157,22 @@ def differences(
     for group in (*(PER_INDICATOR_COMMON if common else ()), *PER_INDICATOR_UNDER_MASK):
         for key, theirs in published[group].items():
             compare(f"{group}.{key}", ours[group][key], theirs, exact=False)
+    return found
+
+
+def all_differences(
+    tallies: Mapping[str, Tally],
+    areas: Iterable[str],
+    published: Callable[[str, str], Mapping[str, Any] | None],
+) -> list[Difference]:
+    """Differences with TPMAP's figures (`published(area, mask)`) for every area and mask."""
+    found: list[Difference] = []
+    for code in areas:
+        counts = tallies.get(code, Counter())
+        for mask in MASKS:
+            theirs = published(code, mask)
+            if theirs is None:
+                msg = f"TPMAP published no figures for area {code} under mask {mask}"
+                raise ValueError(msg)
+            found.extend(differences(code, mask, figures(counts, mask), theirs))
     return found

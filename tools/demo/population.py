@@ -33,7 +33,7 @@ import random
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from typing import Literal
 
@@ -99,6 +99,7 @@ CONTRACT_AGES: dict[int, tuple[int, int]] = {
 DIMENSION_INDICATORS: dict[Dimension, tuple[int, ...]] = {
     d: tuple(i.number for i in _INDICATOR_SET.by_dimension(d)) for d in DIMENSIONS
 }
+_DIMENSIONS_MASK = sum(1 << n for numbers in DIMENSION_INDICATORS.values() for n in numbers)
 OTHER_INDICATORS = tuple(i.number for i in _INDICATOR_SET.indicators if i.dimension is None)
 # Dimensions whose indicators all need members of given ages come first, while members are free.
 _DIMENSION_ORDER = sorted(
@@ -508,16 +509,31 @@ class _Solver:
 
     def _grow(self, d: _Draft) -> bool:
         """Moves a member who holds no card and carries nothing into d from another household
-        of its set that can spare one; False when none can."""
+        of its set that can spare one, if possible one failing the same dimensions'
+        indicators (so their figures do not change); False when none can."""
         drafts = self.by_cell[d.cell]
-        for _ in range(32):  # mostly a random one; looking through them all is the last resort
-            donor = drafts[self.rng.randrange(len(drafts))]
-            if donor is not d and _spare(donor) > 0:
+        profile = d.failed & _DIMENSIONS_MASK
+
+        def can_give(x: _Draft, same_profile: bool) -> bool:
+            return (
+                x is not d
+                and _spare(x) > 0
+                and (not same_profile or x.failed & _DIMENSIONS_MASK == profile)
+            )
+
+        donor = None
+        for same_profile in (True, False):
+            for _ in range(32):  # mostly a random one; looking through them all is the last resort
+                candidate = drafts[self.rng.randrange(len(drafts))]
+                if can_give(candidate, same_profile):
+                    donor = candidate
+                    break
+            else:
+                donor = next((x for x in drafts if can_give(x, same_profile)), None)
+            if donor is not None:
                 break
-        else:
-            donor = next((x for x in drafts if x is not d and _spare(x) > 0), d)
-            if donor is d:
-                return False
+        if donor is None:
+            return False
         donor.size -= 1
         d.size += 1
         for source, change in ((donor, -1), (d, 1)):
@@ -656,17 +672,54 @@ class _Solver:
         move shrink such a household before others shift persons between its indicators."""
         error = _Errors({n: self.failed_persons[n] - self.target.failed[n] for n in range(1, 32)})
         for drafts in self.by_cell:
-            classes: dict[int, list[_Draft]] = {}
-            for d in drafts:
-                classes.setdefault(d.failed, []).append(d)
-            while self._move_best(classes, error):
-                pass
+            while True:
+                classes: dict[int, list[_Draft]] = {}
+                for d in drafts:
+                    classes.setdefault(d.failed, []).append(d)
+                while self._move_best(classes, error):
+                    pass
+                if not self._switch_one(drafts, error):
+                    break
         self.failed_persons = Counter(
             {n: sum(d.size for d in self.drafts if d.failed & _bit(n)) for n in range(1, 32)}
         )
         self.applicable_persons = Counter(
             {n: sum(d.size for d in self.drafts if d.applicable & _bit(n)) for n in range(1, 32)}
         )
+
+    def _switch_one(self, drafts: list[_Draft], error: _Errors) -> bool:
+        """Makes one household without target persons fail another indicator of a dimension
+        instead of the only one of it it fails, where that helps (moving members cannot
+        create a household of an indicator where the set has none); False when none helps."""
+        for d in drafts:
+            if d.verified or not d.cell:
+                continue
+            for dimension, numbers in DIMENSION_INDICATORS.items():
+                failing = [n for n in numbers if d.failed & _bit(n)]
+                if len(failing) != 1 or not d.cell & dimension.bit:
+                    continue
+                (old,) = failing
+                for new in numbers:
+                    if new == old or error.gain(_bit(old), _bit(new), d.size) <= 0:
+                        continue
+                    if self._mark(d, new, fail=True, new_member=True, ages=CARRIER_AGES.get(new)):
+                        self._unmark(d, old)
+                        error.move(_bit(old), _bit(new), d.size)
+                        return True
+        return False
+
+    def _unmark(self, d: _Draft, n: int) -> None:
+        """d no longer fails (nor is applicable to) n; its carrier, if no other indicator
+        needs that member, becomes a member of any age."""
+        d.failed &= ~_bit(n)
+        d.applicable &= ~_bit(n)
+        self.failed_persons[n] -= d.size
+        self.applicable_persons[n] -= d.size
+        k = d.carriers.pop(n, None)
+        if k is not None and k not in d.carriers.values():
+            if d.ranges[k][0] >= ELDERLY_AGE:
+                self.elderly_left += 1
+            d.ranges[k] = (0, OLDEST_AGE)
 
     def _move_best(self, classes: dict[int, list[_Draft]], error: _Errors) -> bool:
         """One move of members between two classes (households failing the same indicators)
@@ -814,15 +867,15 @@ class _Errors:
                 under |= 1 << n
         return over, under
 
-    def _deltas(self, leaving: int, arriving: int) -> list[tuple[int, int]]:
-        return [(n, -1) for n in _bits(leaving)] + [(n, 1) for n in _bits(arriving)]
+    def _deltas(self, leaving: int, arriving: int, count: int) -> list[tuple[int, int]]:
+        return [(n, -count) for n in _bits(leaving)] + [(n, count) for n in _bits(arriving)]
 
-    def gain(self, leaving: int, arriving: int) -> int:
-        """How much closer to their figures the indicators get when a member moves from a
-        household failing `leaving` (and not `arriving`) to one failing `arriving`."""
+    def gain(self, leaving: int, arriving: int, count: int = 1) -> int:
+        """How much closer to their figures the indicators get when `count` members move from
+        a household failing `leaving` (and not `arriving`) to one failing `arriving`."""
         gain = 0
         by_dimension: dict[Dimension, int] = {}
-        for n, delta in self._deltas(leaving, arriving):
+        for n, delta in self._deltas(leaving, arriving, count):
             gap = self.by_indicator[n]
             gain += abs(gap) - abs(gap + delta)
             if n in _DIMENSION_OF:
@@ -833,8 +886,8 @@ class _Errors:
             gain += _DIMENSION_WEIGHT * (abs(gap) - abs(gap + delta))
         return gain
 
-    def move(self, leaving: int, arriving: int) -> None:
-        for n, delta in self._deltas(leaving, arriving):
+    def move(self, leaving: int, arriving: int, count: int = 1) -> None:
+        for n, delta in self._deltas(leaving, arriving, count):
             self.by_indicator[n] += delta
             if n in _DIMENSION_OF:
                 self.by_dimension[_DIMENSION_OF[n]] += delta
@@ -1118,9 +1171,7 @@ class _Records:
             indicators=_person_results(p, applicable),
             welfare=card,
             welfare_updated_at=(
-                (
-                    _REGISTRY_START + timedelta(minutes=rng.randrange(_REGISTRY_DAYS * 24 * 60))
-                ).astimezone(UTC)
+                _REGISTRY_START + timedelta(minutes=rng.randrange(_REGISTRY_DAYS * 24 * 60))
                 if card is not None
                 else None
             ),
