@@ -484,27 +484,36 @@ class _Solver:
                         need -= weight
         if need <= 0:
             return need
-        able = [
+
+        def weight_of(d: _Draft) -> int:
+            return d.verified if by_verified else d.size
+
+        unmarked = [
             d
             for pool in ordered
             for d in pool
-            if not (d.failed if fail else d.applicable) & bit
-            and (d.verified if by_verified else d.size) > 0
-            and (fail or ages is None or n in d.carriers or self._fit(d, ages, True) is not None)
+            if not (d.failed if fail else d.applicable) & bit and weight_of(d) > 0
         ]
-        exact = _subset_with_sum(able, need, by_verified)
-        if exact is None:
-            exact = [d for d in able if (d.verified if by_verified else d.size) <= need]
-        for d in exact:
-            weight = d.verified if by_verified else d.size
-            if weight <= need and self._mark(
-                d, n, fail=fail, new_member=True, ages=ages, grow=fail
-            ):
-                need -= weight
-        if need > 0 and may_exceed and able:
-            d = min(able, key=lambda d: d.verified if by_verified else d.size)
+        able = [
+            d
+            for d in unmarked
+            if ages is None or n in d.carriers or self._fit(d, ages, True) is not None
+        ]
+        # Households that can carry n as they are; for verified blocks (whose weight growing
+        # does not change) also those that must grow first.
+        rounds = [(able, False)] + ([(unmarked, True)] if by_verified and fail else [])
+        for candidates, grow in rounds:
+            exact = _subset_with_sum(candidates, need, by_verified) if need > 0 else None
+            for d in exact or ():
+                if self._mark(d, n, fail=fail, new_member=True, ages=ages, grow=grow):
+                    need -= weight_of(d)
+        for d in able:
+            if 0 < weight_of(d) <= need and self._mark(d, n, fail=fail, new_member=True, ages=ages):
+                need -= weight_of(d)
+        if need > 0 and may_exceed and unmarked:
+            d = min(unmarked, key=weight_of)
             if self._mark(d, n, fail=fail, new_member=True, ages=ages, grow=fail):
-                need -= d.verified if by_verified else d.size
+                need -= weight_of(d)
         return need
 
     def _grow(self, d: _Draft) -> bool:
@@ -725,7 +734,7 @@ class _Solver:
         """One move of members between two classes (households failing the same indicators)
         of a set, the one that helps most; False when none helps."""
         over, under = error.signs()
-        senders = [f for f, ds in classes.items() if any(_spare(d) > 0 for d in ds)]
+        senders = [f for f, ds in classes.items() if any(_can_give(d) for d in ds)]
         best, best_gain = None, 0
         for source in senders:
             for destination in classes:
@@ -739,14 +748,12 @@ class _Solver:
             return False
         source, destination = best
         leaving, arriving = source & ~destination, destination & ~source
-        givers = sorted((d for d in classes[source] if _spare(d) > 0), key=lambda d: -_spare(d))
+        givers = sorted((d for d in classes[source] if _can_give(d)), key=lambda d: -_spare(d))
         takers = sorted(classes[destination], key=lambda d: d.size)
         moved = 0
         for giver in givers:
-            while _spare(giver) > 0 and error.gain(leaving, arriving) > 0:
-                taker = takers[moved % len(takers)]
-                giver.size -= 1
-                taker.size += 1
+            while _can_give(giver) and error.gain(leaving, arriving) > 0:
+                _give(giver, takers[moved % len(takers)])
                 moved += 1
                 error.move(leaving, arriving)
         return moved > 0
@@ -829,6 +836,23 @@ def _spare(d: _Draft) -> int:
     """Members the household can give away: beyond its result carriers, and beyond its
     children together with its card holders (who are adults)."""
     return d.size - max(len(d.ranges), d.children() + max(d.cards, 1))
+
+
+def _can_give(d: _Draft) -> bool:
+    """Whether the household can give a member carrying nothing: one without a card, or else
+    one holding a registration that is not verified (it moves with them, within the set)."""
+    if _spare(d) > 0:
+        return True
+    rest = d.size - 1
+    return bool(d.registered) and rest >= max(len(d.ranges), d.children() + max(d.cards - 1, 1))
+
+
+def _give(giver: _Draft, taker: _Draft) -> None:
+    if _spare(giver) <= 0:
+        giver.registered -= 1
+        taker.registered += 1
+    giver.size -= 1
+    taker.size += 1
 
 
 _BITS: dict[int, tuple[int, ...]] = {}
