@@ -382,19 +382,19 @@ class _Solver:
         """Where a carrier of ages `ages` fits: a member already carrying a result whose range
         overlaps, else (if allowed) a new member; None when the household cannot have one."""
         low, high = ages
-        spare_children = d.size - max(d.cards, 1) - d.children()
         for k, (old_low, old_high) in enumerate(d.ranges):
-            new_low, new_high = max(old_low, low), min(old_high, high)
+            new_low = old_low if old_low > low else low
+            new_high = old_high if old_high < high else high
             if new_low > new_high:
                 continue
-            if new_high < ADULT_AGE <= old_high and spare_children <= 0:
+            if new_high < ADULT_AGE <= old_high and not _room_for_child(d):
                 continue
             if new_low >= ELDERLY_AGE > old_low and self.elderly_left <= 0:
                 continue
             return k, new_low, new_high
         if not new_member or len(d.ranges) >= d.size:
             return None
-        if high < ADULT_AGE and spare_children <= 0:
+        if high < ADULT_AGE and not _room_for_child(d):
             return None
         if low >= ELDERLY_AGE and self.elderly_left <= 0:
             return None
@@ -421,12 +421,14 @@ class _Solver:
         new_member: bool,
         ages: tuple[int, int] | None,
         grow: bool = False,
+        spot: _Spot | None = None,
     ) -> bool:
-        """Makes indicator n applicable (and failing if `fail`) in d, if d can carry it; with
-        `grow`, a household too small to have a carrier of the ages gets a member from another
-        of its set (while sizes are still being adjusted)."""
+        """Makes indicator n applicable (and failing if `fail`) in d, if d can carry it (at
+        `spot` if the caller just found it); with `grow`, a household too small to have a
+        carrier of the ages gets a member from another of its set (while sizes are still being
+        adjusted)."""
         if ages is not None and n not in d.carriers:
-            spot = self._fit(d, ages, new_member)
+            spot = spot or self._fit(d, ages, new_member)
             if spot is None and grow and self._grow(d):
                 spot = self._fit(d, ages, new_member)
             if spot is None:
@@ -484,6 +486,24 @@ class _Solver:
                         need -= weight
         if need <= 0:
             return need
+        return self._finish(
+            ordered, n, need, fail=fail, by_verified=by_verified, may_exceed=may_exceed
+        )
+
+    def _finish(
+        self,
+        ordered: list[Sequence[_Draft]],
+        n: int,
+        need: int,
+        *,
+        fail: bool,
+        by_verified: bool,
+        may_exceed: bool,
+    ) -> int:
+        """The end of `_take`: an exact sum of the households left if there is one, else as
+        many as fit."""
+        bit = _bit(n)
+        ages = CARRIER_AGES.get(n)
 
         def weight_of(d: _Draft) -> int:
             return d.verified if by_verified else d.size
@@ -774,28 +794,33 @@ class _Solver:
         picking the many cannot), leaving out first those that would need a new member.
         False (nothing done) when n covers too few for that."""
         bit = _bit(n)
+        unmarked = [d for d in pool if not d.applicable & bit]
+        if (sum(d.size for d in unmarked) - need) * _COMPLEMENT_SHARE > need:
+            return False  # not even if every household could carry n
         ages = CARRIER_AGES.get(n)
-        able = []
-        for d in pool:
-            if d.applicable & bit:
-                continue
-            if ages is None or n in d.carriers or self._fit(d, ages, False) is not None:
-                able.append((d, False))
-            elif self._fit(d, ages, True) is not None:
-                able.append((d, True))
+        able: list[tuple[_Draft, _Spot | None]] = []
+        for d in unmarked:
+            spot = None if ages is None or n in d.carriers else self._fit(d, ages, True)
+            if spot is not None or ages is None or n in d.carriers:
+                able.append((d, spot))
         excess = sum(d.size for d, _ in able) - need
         if excess * _COMPLEMENT_SHARE > need:
             return False
-        able.sort(key=lambda item: not item[1])  # those needing a new member first
+        # Those that would need a new member are the first left out.
+        able.sort(key=lambda item: not (item[1] is not None and item[1][0] < 0))
         left_out = _subset_with_sum([d for d, _ in able], excess, by_verified=False)
         skipped = {id(d) for d in left_out or ()}
-        for d, _ in able:
+        for d, found in able:
             if id(d) in skipped:
                 continue
             if left_out is None and 0 < d.size <= excess:
                 excess -= d.size
                 continue
-            self._mark(d, n, fail=False, new_member=True, ages=ages)
+            # A spot found before others were marked is still right (marking n elsewhere
+            # changes no other household) unless it takes one of the elderly, who may have run
+            # out meanwhile: then it is looked for again.
+            spot = found if found is None or found[1] < ELDERLY_AGE else None
+            self._mark(d, n, fail=False, new_member=True, ages=ages, spot=spot)
         return True
 
 
@@ -836,6 +861,11 @@ def _spare(d: _Draft) -> int:
     """Members the household can give away: beyond its result carriers, and beyond its
     children together with its card holders (who are adults)."""
     return d.size - max(len(d.ranges), d.children() + max(d.cards, 1))
+
+
+def _room_for_child(d: _Draft) -> bool:
+    """Whether one more member can be a child: the card holders are adults, and somebody is."""
+    return d.size - max(d.cards, 1) - d.children() > 0
 
 
 def _can_give(d: _Draft) -> bool:
