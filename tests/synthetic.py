@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from services.contracts.citizen_id import with_check_digit
 from services.contracts.indicators import indicator_set_for
+from tools.demo.citizen_ids import synthetic_citizen_id
 
 SURVEY_YEAR = 2561
 # Real DOPA village codes (Mukdahan, province 49) from the gazetteer.
@@ -19,9 +20,10 @@ VILLAGES = ("49010101", "49010102", "49020301", "49050601")
 
 
 def citizen_id(n: int) -> str:
-    """The n-th synthetic citizen ID. It starts with 9, which is not a category of Thai citizen ID
-    (categories are 0-8), so it can never be a real person's."""
-    return with_check_digit(f"9{n:011d}")
+    """The n-th synthetic citizen ID (`tools/demo/citizen_ids.py`, shared with the demo
+    population): it starts with 9, which is not a category of Thai citizen ID (categories are
+    0-8), so it can never be a real person's."""
+    return synthetic_citizen_id(n)
 
 
 def household(**overrides: Any) -> dict[str, Any]:

@@ -514,11 +514,16 @@ class _Solver:
             for d in pool
             if not (d.failed if fail else d.applicable) & bit and weight_of(d) > 0
         ]
-        able = [
-            d
-            for d in unmarked
-            if ages is None or n in d.carriers or self._fit(d, ages, True) is not None
-        ]
+        able = list(
+            islice(
+                (
+                    d
+                    for d in unmarked
+                    if ages is None or n in d.carriers or self._fit(d, ages, True) is not None
+                ),
+                _EXACT_CANDIDATES,
+            )
+        )
         # Households that can carry n as they are; for verified blocks (whose weight growing
         # does not change) also those that must grow first.
         rounds = [(able, False)] + ([(unmarked, True)] if by_verified and fail else [])
@@ -709,12 +714,12 @@ class _Solver:
                     pass
                 if not self._switch_one(drafts, error):
                     break
-        self.failed_persons = Counter(
-            {n: sum(d.size for d in self.drafts if d.failed & _bit(n)) for n in range(1, 32)}
-        )
-        self.applicable_persons = Counter(
-            {n: sum(d.size for d in self.drafts if d.applicable & _bit(n)) for n in range(1, 32)}
-        )
+        self.failed_persons, self.applicable_persons = Counter(), Counter()
+        for d in self.drafts:
+            for n in _bits(d.failed):
+                self.failed_persons[n] += d.size
+            for n in _bits(d.applicable):
+                self.applicable_persons[n] += d.size
 
     def _switch_one(self, drafts: list[_Draft], error: _Errors) -> bool:
         """Makes one household without target persons fail another indicator of a dimension
@@ -782,9 +787,14 @@ class _Solver:
 
     def make_applicable(self) -> None:
         """Indicators covering the most persons choose their households first."""
+        shuffled = self._shuffled(self.drafts)
         for n in sorted(range(1, 32), key=lambda n: -self.target.applicable[n]):
             need = self.target.applicable[n] - self.applicable_persons[n]
-            pool = self._ordered_for(n, self.drafts)
+            if n in CARRIER_AGES:
+                pool = self._ordered_for(n, self.drafts)
+            else:  # only which few are left out depends on the order: a turn of one suffices
+                turn = self.rng.randrange(len(shuffled)) if shuffled else 0
+                pool = shuffled[turn:] + shuffled[:turn]
             if not self._all_but(pool, n, need):
                 self._take([pool], n, need, fail=False, by_verified=False)
 
@@ -810,6 +820,12 @@ class _Solver:
         able.sort(key=lambda item: not (item[1] is not None and item[1][0] < 0))
         left_out = _subset_with_sum([d for d, _ in able], excess, by_verified=False)
         skipped = {id(d) for d in left_out or ()}
+        if ages is None and left_out is not None:  # the common case, made quick
+            for d, _ in able:
+                if id(d) not in skipped:
+                    d.applicable |= bit
+                    self.applicable_persons[n] += d.size
+            return True
         for d, found in able:
             if id(d) in skipped:
                 continue
