@@ -40,7 +40,8 @@ down: venv ## stop everything `up` started (data is kept in .local/)
 status: venv ## say what is running, on which ports
 	$(PY) -m deploy.local status
 
-run: up ## the platform ready to use (for now `up`; the demo population comes later)
+run: up ## everything up with the demo province 49 (Mukdahan) loaded; prints the dashboard URL and credentials
+	$(PY) -m tools.demo run --provinces 49
 
 test: venv assets ## pytest; tests that need Kafka/PostgreSQL start the local stack themselves
 	$(PY) -m pytest

@@ -1,6 +1,7 @@
-"""Reading the reference data the demo is calibrated on, at run time from `shared/data/` (never
-copied into this repository): TPMAP's 2561 export and the BMN 2559 village gazetteer (see
-`shared/data/README.md` for their provenance). The figures are read with the reporting
+"""Reading the reference data the demo is calibrated on: TPMAP's 2561 export and the BMN 2559
+village gazetteer, from `shared/data/` next to the checkout when it is there, else from the
+subset for provinces 49 and 75 kept in `data/reference-2561/` (its README gives the
+provenance). The figures are read with the reporting
 service's reader, so both agree on what every column means.
 """
 
@@ -17,8 +18,13 @@ from tools.demo.villages import Gazetteer, VillageUnit
 
 # tools/demo/published.py -> the repository; the reference data lies next to it.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 TPMAP_FOLDER = "tpmap-2561"
+DEFAULT_DATA_DIR = (
+    SHARED_DATA_DIR
+    if (SHARED_DATA_DIR / TPMAP_FOLDER).is_dir()
+    else REPO_ROOT / "data" / "reference-2561"
+)
 GAZETTEER_FILE = "bmn-2559-villages.csv"
 _GAZETTEER_CODE, _GAZETTEER_NAME = "village_ID", "village_name"
 
