@@ -41,7 +41,6 @@ from services.contracts.indicators import Dimension
 from services.contracts.records import BmnHousehold
 from services.contracts.topics import (
     BMN_HOUSEHOLDS,
-    HOUSEHOLD_STATUS,
     LOGBOOK_DEAD_LETTER,
     LOGBOOK_EVENTS,
     PERSON_STATUS,
@@ -70,6 +69,8 @@ SOURCE = "/logbook"
 FIELD_SOURCE = "/logbook/field"
 SYSTEM = "system"
 CONSUMER_NAME = "logbook"
+_HOUSEHOLD_STATUS = Envelope[HouseholdStatus]
+_PERSON_STATUS = Envelope[PersonStatus]
 
 # PostgreSQL is unreachable or restarting: the caller may retry (503), nothing is wrong with
 # the request itself.
@@ -305,7 +306,6 @@ class Store:
         if not messages:
             return 0
         topic, partition = messages[0].topic, messages[0].partition
-        applied = 0
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(
                 """INSERT INTO logbook.consumer_offsets (topic, partition, next_offset)
@@ -319,30 +319,29 @@ class Store:
                 topic,
                 partition,
             )
-            for message in messages:
-                if message.offset < next_offset:
-                    continue
-                await self._apply_one(connection, message)
-                applied += 1
-                next_offset = message.offset + 1
+            fresh = [m for m in messages if m.offset >= next_offset]
+            if not fresh:
+                return 0
+            if topic == PERSON_STATUS.name:
+                await _apply_persons(connection, fresh)
+            else:
+                for message in fresh:
+                    await self._apply_one(connection, message)
             await connection.execute(
                 "UPDATE logbook.consumer_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2",
                 topic,
                 partition,
-                next_offset,
+                fresh[-1].offset + 1,
             )
-        return applied
+        return len(fresh)
 
     async def _apply_one(self, connection: Db, message: StatusMessage) -> None:
         try:
-            if message.topic == HOUSEHOLD_STATUS.name:
-                household = Envelope[HouseholdStatus].model_validate_json(message.value or b"")
-                await _apply_household(connection, household.data)
-            elif message.topic == PERSON_STATUS.name:
-                person = Envelope[PersonStatus].model_validate_json(message.value or b"")
-                await _apply_person(connection, person.data)
+            household = _HOUSEHOLD_STATUS.model_validate_json(message.value or b"")
         except ValidationError as error:
             await _dead_letter(connection, message, str(error))
+            return
+        await _apply_household(connection, household.data)
 
     # --- cases ---------------------------------------------------------------------------------
 
@@ -965,26 +964,35 @@ async def _apply_household(connection: Db, status: HouseholdStatus) -> None:
         await _logbook_event(connection, CaseStatusChanged(**base, status=change.state.status))
 
 
-async def _apply_person(connection: Db, status: PersonStatus) -> None:
-    stored = await connection.fetchval(
-        """SELECT version FROM logbook.persons
-           WHERE citizen_id = $1 AND survey_year = $2 FOR UPDATE""",
-        status.citizen_id,
-        status.survey_year,
-    )
-    if not is_newer(stored, status.version):
+async def _apply_persons(connection: Db, messages: list[StatusMessage]) -> None:
+    """Person statuses, a batch in one statement: the newest version per person and year,
+    written where it is newer than the stored one (person statuses are most of the traffic;
+    a round trip each kept the consumer behind the matcher)."""
+    newest: dict[tuple[str, int], PersonStatus] = {}
+    for message in messages:
+        try:
+            status = _PERSON_STATUS.model_validate_json(message.value or b"").data
+        except ValidationError as error:
+            await _dead_letter(connection, message, str(error))
+            continue
+        key = (status.citizen_id, status.survey_year)
+        if key not in newest or is_newer(newest[key].version, status.version):
+            newest[key] = status
+    if not newest:
         return
+    statuses = list(newest.values())
     await connection.execute(
-        """INSERT INTO logbook.persons (citizen_id, survey_year, household_id, version, status)
-           VALUES ($1, $2, $3, $4, $5::jsonb)
+        """INSERT INTO logbook.persons AS p (citizen_id, survey_year, household_id, version, status)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::jsonb[])
            ON CONFLICT (citizen_id, survey_year) DO UPDATE
              SET household_id = excluded.household_id, version = excluded.version,
-                 status = excluded.status, updated_at = now()""",
-        status.citizen_id,
-        status.survey_year,
-        status.household_id,
-        status.version,
-        status.model_dump_json(),
+                 status = excluded.status, updated_at = now()
+             WHERE p.version < excluded.version""",
+        [s.citizen_id for s in statuses],
+        [s.survey_year for s in statuses],
+        [s.household_id for s in statuses],
+        [s.version for s in statuses],
+        [s.model_dump_json() for s in statuses],
     )
 
 

@@ -18,15 +18,16 @@ import logging
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import faust
 import orjson
 from faust.streams import _current_event  # Faust offers no public setter
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, EventT, TableT, TransportT
+from faust.types import TP, EventT, StoreT, TableT, TransportT
 from pydantic import BaseModel, TypeAdapter
 
 from services.contracts.events import (
@@ -79,6 +80,10 @@ _RAW: dict[str, Any] = {
 }
 _MEMBERSHIPS = TypeAdapter(list[Membership])
 _FACTS = TypeAdapter(list[MemberFacts])
+# Parametrised once: pydantic looks a generic's parametrisation up on every subscription.
+_SURVEY = Envelope[BmnHousehold]
+_WELFARE = Envelope[WelfareRegistration]
+_DEATH = Envelope[CivilEvent]
 
 StateT = TypeVar("StateT", HouseholdState, PersonState)
 
@@ -86,9 +91,10 @@ StateT = TypeVar("StateT", HouseholdState, PersonState)
 class _Keys(Generic[StateT]):
     """One partition's states during a batch: each key read once, written once if it changed."""
 
-    def __init__(self, table: TableT[bytes, bytes], model: type[StateT]) -> None:
+    def __init__(self, table: TableT[bytes, bytes], model: type[StateT], partition: int) -> None:
         self._table = table
         self._model: type[StateT] = model
+        self._partition = partition
         self._loaded: dict[str, StateT] = {}
         self._current: dict[str, StateT] = {}
 
@@ -102,12 +108,32 @@ class _Keys(Generic[StateT]):
     def put(self, key: str, state: StateT) -> None:
         self._current[key] = state
 
-    def write_changed(self) -> None:
-        # Transitions hand back the very state they were given when nothing changed (a
-        # duplicate, a stale record): no write, no changelog message.
+    def write_changed(self, changelog: list[_ChangelogEntry]) -> None:
+        """Writes the changed states to the local store and adds them to `changelog`.
+
+        Transitions hand back the very state they were given when nothing changed (a duplicate,
+        a stale record): no write, no changelog message. The store is written directly and the
+        changelog sent with the batch's results (`Matcher._publish`), not through the table's
+        `__setitem__`: that queues each changelog message in Faust's producer buffer, which
+        drains one message per wait, and took more time than the rules themselves.
+        """
+        topic = self._table.changelog_topic.get_topic_name()
         for key, state in self._current.items():
             if state is not self._loaded[key]:
-                self._table[key.encode()] = state.model_dump_json().encode()
+                raw_key, value = key.encode(), state.model_dump_json().encode()
+                self._table.data[raw_key] = value
+                changelog.append(
+                    _ChangelogEntry(self._table, topic, self._partition, raw_key, value)
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class _ChangelogEntry:
+    table: TableT[bytes, bytes]
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
 
 
 def _by_partition(events: list[EventT[bytes]]) -> Iterator[list[EventT[bytes]]]:
@@ -144,16 +170,17 @@ class Matcher:
 
     async def household_batch(self, events: list[EventT[bytes]]) -> None:
         outbox = Outbox(self._partitions)
+        changelog: list[_ChangelogEntry] = []
         for partition_events in _by_partition(events):
             _make_current(partition_events[0])
-            keys = _Keys(self._households, HouseholdState)
+            keys = _Keys(self._households, HouseholdState, partition_events[0].message.partition)
             for event in partition_events:
                 touched = self._apply_household_event(event, keys, outbox)
                 if self.may_be_replay(event):
                     for key in touched:
                         outbox.add_household_results(*resend_household(keys.get(key), key))
-            keys.write_changed()
-        await self._publish(outbox)
+            keys.write_changed(changelog)
+        await self._publish(outbox, changelog)
 
     def _apply_household_event(
         self, event: EventT[bytes], keys: _Keys[HouseholdState], outbox: Outbox
@@ -162,7 +189,7 @@ class Matcher:
         value = bytes(message.value or b"")
         if message.topic == BMN_HOUSEHOLDS.name:
             try:
-                record = Envelope[BmnHousehold].model_validate_json(value)
+                record = _SURVEY.model_validate_json(value)
                 key = record.data.household_id
                 state, memberships, statuses = on_household_record(
                     keys.get(key), record.data, record.id
@@ -188,16 +215,17 @@ class Matcher:
 
     async def person_batch(self, events: list[EventT[bytes]]) -> None:
         outbox = Outbox(self._partitions)
+        changelog: list[_ChangelogEntry] = []
         for partition_events in _by_partition(events):
             _make_current(partition_events[0])
-            keys = _Keys(self._persons, PersonState)
+            keys = _Keys(self._persons, PersonState, partition_events[0].message.partition)
             for event in partition_events:
                 touched = self._apply_person_event(event, keys, outbox)
                 if self.may_be_replay(event):
                     for key in touched:
                         outbox.add_person_results(*resend_person(keys.get(key)))
-            keys.write_changed()
-        await self._publish(outbox)
+            keys.write_changed(changelog)
+        await self._publish(outbox, changelog)
 
     def _apply_person_event(
         self, event: EventT[bytes], keys: _Keys[PersonState], outbox: Outbox
@@ -227,11 +255,11 @@ class Matcher:
         topic: str, raw: bytes, item: Any, keys: _Keys[PersonState]
     ) -> tuple[str, tuple[PersonState, list[PersonStatus], list[MemberFacts]]]:
         if topic == WELFARE_REGISTRATIONS.name:
-            registration = Envelope[WelfareRegistration].model_validate_json(raw).data
+            registration = _WELFARE.model_validate_json(raw).data
             key = registration.citizen_id
             return key, on_welfare(keys.get(key), registration)
         if topic == CIVIL_EVENTS.name:
-            death = Envelope[CivilEvent].model_validate_json(raw).data
+            death = _DEATH.model_validate_json(raw).data
             return death.citizen_id, on_death(keys.get(death.citizen_id), death)
         membership = Membership.model_validate(item)
         return membership.citizen_id, on_membership(keys.get(membership.citizen_id), membership)
@@ -244,10 +272,14 @@ class Matcher:
             outbox.dead_letters.append(_dead_letter(message, value, ValueError(str(error))))
             return []
 
-    async def _publish(self, outbox: Outbox) -> None:
-        """Send the batch's results and wait until Kafka has them all."""
+    async def _publish(self, outbox: Outbox, changelog: list[_ChangelogEntry]) -> None:
+        """Send the batch's changed states and results and wait until Kafka has them all."""
         send: Callable[..., Awaitable[Awaitable[Any]]] = self._app.producer.send
         pending: list[Awaitable[Any]] = []
+        stored = [
+            await send(entry.topic, entry.key, entry.value, entry.partition, None, None)
+            for entry in changelog
+        ]
 
         async def event(spec: TopicSpec, key: str, data: BaseModel) -> None:
             value = envelope(spec.require_event_type(), SOURCE, data, subject=key)
@@ -289,7 +321,20 @@ class Matcher:
                 },
             )
             await event(MATCHER_DEAD_LETTER, letter.key or "", letter)
+        written = await asyncio.gather(*stored)
         await asyncio.gather(*pending)
+        _persist_changelog_offsets(changelog, written)
+
+
+def _persist_changelog_offsets(changelog: list[_ChangelogEntry], written: list[Any]) -> None:
+    """Tells each table's store how far its changelog is already in it (what Faust's own
+    changelog callback does), so that recovery after a restart reads only what came later."""
+    newest: dict[tuple[int, TP], tuple[TableT[bytes, bytes], int]] = {}
+    for entry, metadata in zip(changelog, written, strict=True):
+        tp = TP(entry.topic, entry.partition)
+        newest[id(entry.table), tp] = (entry.table, metadata.offset)
+    for (_, tp), (table, offset) in newest.items():
+        cast(StoreT[bytes, bytes], table.data).set_persisted_offset(tp, offset)
 
 
 def _make_current(event: EventT[bytes]) -> None:
