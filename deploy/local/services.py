@@ -52,12 +52,14 @@ def set_up(
 def start(
     layout: StackLayout, name: str, env: Mapping[str, str], stack_env: Mapping[str, str]
 ) -> int:
+    # The matcher's tables under this stack's home: two homes must not share one rocksdb.
+    home_defaults = {"MATCHER_DATA_DIR": str(layout.local / "matcher")}
     return processes.spawn(
         [sys.executable, "-m", f"services.{name}"],
         pid_file=layout.pid_file(name),
         log_file=layout.log_file(name),
         cwd=layout.repo,
-        env={**env, **stack_env},
+        env={**home_defaults, **env, **stack_env},
     )
 
 

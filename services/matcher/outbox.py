@@ -5,17 +5,24 @@ A batch moves every key's state forward, so within a batch only the last status 
 one superseded by a later version in the same batch need not be sent; nor need a person's facts
 superseded by their later facts. Internal messages travel as one Kafka message per destination partition, so
 a batch of a thousand households costs six messages to the person partitions, not three
-thousand.
+thousand (more only where a partition's share outgrows MAX_ITEMS_PER_MESSAGE).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiokafka.partitioner import murmur2
 
 from services.contracts.events import DeadLetter, HouseholdStatus, PersonStatus
 from services.matcher.state import MemberFacts, Membership
+
+# An item is at most about 600 bytes of JSON (a membership listing all 31 indicators), so a
+# message stays well below Kafka's default limit of 1 MB.
+MAX_ITEMS_PER_MESSAGE = 1000
+ItemT = TypeVar("ItemT", Membership, MemberFacts)
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -49,14 +56,25 @@ class Outbox:
         for f in facts:
             self._facts[f.household_id, f.survey_year, f.citizen_id] = f
 
-    def memberships_by_partition(self) -> dict[int, list[Membership]]:
-        grouped: dict[int, list[Membership]] = defaultdict(list)
-        for m in self._memberships:
-            grouped[partition_for(m.citizen_id, self._partitions)].append(m)
-        return dict(grouped)
+    def membership_messages(self) -> list[tuple[int, list[Membership]]]:
+        """The memberships as (partition, items) messages, in order."""
+        return _messages(self._memberships, lambda m: m.citizen_id, self._partitions)
 
-    def facts_by_partition(self) -> dict[int, list[MemberFacts]]:
-        grouped: dict[int, list[MemberFacts]] = defaultdict(list)
-        for f in self._facts.values():
-            grouped[partition_for(f.household_id, self._partitions)].append(f)
-        return dict(grouped)
+    def fact_messages(self) -> list[tuple[int, list[MemberFacts]]]:
+        """The newest facts per person and household as (partition, items) messages."""
+        return _messages(list(self._facts.values()), lambda f: f.household_id, self._partitions)
+
+
+def _messages(
+    items: list[ItemT], key: Callable[[ItemT], str], partitions: int
+) -> list[tuple[int, list[ItemT]]]:
+    """`items` grouped by the partition of their key, each group kept in order and cut into
+    messages of at most MAX_ITEMS_PER_MESSAGE (a batch's group can outgrow Kafka's 1 MB)."""
+    grouped: dict[int, list[ItemT]] = defaultdict(list)
+    for item in items:
+        grouped[partition_for(key(item), partitions)].append(item)
+    return [
+        (partition, group[start : start + MAX_ITEMS_PER_MESSAGE])
+        for partition, group in grouped.items()
+        for start in range(0, len(group), MAX_ITEMS_PER_MESSAGE)
+    ]

@@ -294,9 +294,14 @@ StatusT = TypeVar("StatusT", HouseholdStatus, PersonStatus)
 
 def _versioned(previous: StatusT | None, status: StatusT) -> StatusT | None:
     """`status` (built with version 1) with the next version, or None when it says nothing new."""
-    if previous is not None and previous.model_copy(update={"version": 1}) == status:
+    if previous is None:
+        return status
+    # Field by field rather than through a copy with version 1: this runs for every status of
+    # every transition, and pydantic's model_copy was a fifth of the rules' time.
+    now, before = status.__dict__, previous.__dict__
+    if all(now[name] == before[name] for name in now if name != "version"):
         return None
-    return status.model_copy(update={"version": previous.version + 1 if previous else 1})
+    return status.model_copy(update={"version": previous.version + 1})
 
 
 # --- persons -------------------------------------------------------------------------------

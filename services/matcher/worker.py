@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -86,6 +86,7 @@ _WELFARE = Envelope[WelfareRegistration]
 _DEATH = Envelope[CivilEvent]
 
 StateT = TypeVar("StateT", HouseholdState, PersonState)
+ItemT = TypeVar("ItemT", Membership, MemberFacts)
 
 
 class _Keys(Generic[StateT]):
@@ -143,9 +144,29 @@ def _by_partition(events: list[EventT[bytes]]) -> Iterator[list[EventT[bytes]]]:
         yield list(group)
 
 
-def _items(value: bytes) -> list[tuple[bytes, Any]]:
-    """A batched internal message's items, each with its own bytes for a dead letter."""
-    return [(orjson.dumps(item), item) for item in orjson.loads(value)]
+def _batched(
+    message: Any, value: bytes, outbox: Outbox, items: TypeAdapter[list[ItemT]], item: type[ItemT]
+) -> list[ItemT]:
+    """A batched internal message's items: read at once, or where that fails one by one, every
+    unreadable item a dead letter of its own."""
+    try:
+        return items.validate_json(value)
+    except ValueError:
+        pass
+    try:
+        raw_items = orjson.loads(value)
+        if not isinstance(raw_items, list):
+            raise TypeError(f"expected a JSON array, got {type(raw_items).__name__}")
+    except (ValueError, TypeError) as error:  # not a JSON array: nothing in it is readable
+        outbox.dead_letters.append(_dead_letter(message, value, ValueError(str(error))))
+        return []
+    readable = []
+    for raw_item in raw_items:
+        try:
+            readable.append(item.model_validate(raw_item))
+        except ValueError as error:
+            outbox.dead_letters.append(_dead_letter(message, orjson.dumps(raw_item), error))
+    return readable
 
 
 class Matcher:
@@ -201,11 +222,11 @@ class Matcher:
             outbox.add_household_results(memberships, statuses)
             return [key]
         touched = []
-        for raw, item in self._batched_items(message, value, outbox):
+        for facts in _batched(message, value, outbox, _FACTS, MemberFacts):
             try:
-                facts = MemberFacts.model_validate(item)
                 state, statuses = on_member_facts(keys.get(facts.household_id), facts)
             except ValueError as error:
+                raw = facts.model_dump_json().encode()
                 outbox.dead_letters.append(_dead_letter(message, raw, error))
                 continue
             keys.put(facts.household_id, state)
@@ -232,45 +253,18 @@ class Matcher:
     ) -> list[str]:
         message = event.message
         value = bytes(message.value or b"")
-        if message.topic == MATCHER_MEMBERSHIPS.name:
-            items = self._batched_items(message, value, outbox)
-        else:
-            items = [(value, None)]
         touched = []
-        for raw, item in items:
+        for item in _person_inputs(message, value, outbox):
             try:
-                key, (state, statuses, facts) = self._person_transition(
-                    message.topic, raw, item, keys
-                )
+                key, (state, statuses, facts) = _person_transition(item, keys)
             except ValueError as error:
+                raw = item.model_dump_json().encode() if isinstance(item, Membership) else value
                 outbox.dead_letters.append(_dead_letter(message, raw, error))
                 continue
             keys.put(key, state)
             outbox.add_person_results(statuses, facts)
             touched.append(key)
         return touched
-
-    @staticmethod
-    def _person_transition(
-        topic: str, raw: bytes, item: Any, keys: _Keys[PersonState]
-    ) -> tuple[str, tuple[PersonState, list[PersonStatus], list[MemberFacts]]]:
-        if topic == WELFARE_REGISTRATIONS.name:
-            registration = _WELFARE.model_validate_json(raw).data
-            key = registration.citizen_id
-            return key, on_welfare(keys.get(key), registration)
-        if topic == CIVIL_EVENTS.name:
-            death = _DEATH.model_validate_json(raw).data
-            return death.citizen_id, on_death(keys.get(death.citizen_id), death)
-        membership = Membership.model_validate(item)
-        return membership.citizen_id, on_membership(keys.get(membership.citizen_id), membership)
-
-    @staticmethod
-    def _batched_items(message: Any, value: bytes, outbox: Outbox) -> list[tuple[bytes, Any]]:
-        try:
-            return _items(value)
-        except (ValueError, TypeError) as error:  # not a JSON array: nothing in it is readable
-            outbox.dead_letters.append(_dead_letter(message, value, ValueError(str(error))))
-            return []
 
     async def _publish(self, outbox: Outbox, changelog: list[_ChangelogEntry]) -> None:
         """Send the batch's changed states and results and wait until Kafka has them all."""
@@ -293,7 +287,7 @@ class Matcher:
             await event(PERSON_STATUS, key, person)
         for key, household in outbox.household_statuses.items():
             await event(HOUSEHOLD_STATUS, key, household)
-        for partition, memberships in outbox.memberships_by_partition().items():
+        for partition, memberships in outbox.membership_messages():
             pending.append(
                 await send(
                     MATCHER_MEMBERSHIPS.name,
@@ -304,7 +298,7 @@ class Matcher:
                     None,
                 )
             )
-        for partition, facts in outbox.facts_by_partition().items():
+        for partition, facts in outbox.fact_messages():
             pending.append(
                 await send(
                     MATCHER_MEMBER_FACTS.name, None, _FACTS.dump_json(facts), partition, None, None
@@ -324,6 +318,31 @@ class Matcher:
         written = await asyncio.gather(*stored)
         await asyncio.gather(*pending)
         _persist_changelog_offsets(changelog, written)
+
+
+def _person_inputs(
+    message: Any, value: bytes, outbox: Outbox
+) -> Sequence[Membership | WelfareRegistration | CivilEvent]:
+    try:
+        if message.topic == WELFARE_REGISTRATIONS.name:
+            return [_WELFARE.model_validate_json(value).data]
+        if message.topic == CIVIL_EVENTS.name:
+            return [_DEATH.model_validate_json(value).data]
+    except ValueError as error:
+        outbox.dead_letters.append(_dead_letter(message, value, error))
+        return []
+    return _batched(message, value, outbox, _MEMBERSHIPS, Membership)
+
+
+def _person_transition(
+    item: Membership | WelfareRegistration | CivilEvent, keys: _Keys[PersonState]
+) -> tuple[str, tuple[PersonState, list[PersonStatus], list[MemberFacts]]]:
+    key = item.citizen_id
+    if isinstance(item, WelfareRegistration):
+        return key, on_welfare(keys.get(key), item)
+    if isinstance(item, CivilEvent):
+        return key, on_death(keys.get(key), item)
+    return key, on_membership(keys.get(key), item)
 
 
 def _persist_changelog_offsets(changelog: list[_ChangelogEntry], written: list[Any]) -> None:
