@@ -13,11 +13,10 @@ its keys' state has sent, again: identical messages, which consumers recognise.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -51,7 +50,8 @@ from services.contracts.topics import (
     WELFARE_REGISTRATIONS,
     TopicSpec,
 )
-from services.matcher.outbox import Outbox
+from services.matcher.outbox import Outbox, partition_for
+from services.matcher.sender import Record, RecordSender
 from services.matcher.settings import MatcherSettings
 from services.matcher.state import (
     HouseholdState,
@@ -174,12 +174,12 @@ class Matcher:
 
     def __init__(
         self,
-        app: faust.App,
         households: TableT[bytes, bytes],
         persons: TableT[bytes, bytes],
         partitions: int,
+        sender: RecordSender,
     ) -> None:
-        self._app = app
+        self._sender = sender
         self._households = households
         self._persons = persons
         self._partitions = partitions
@@ -268,42 +268,23 @@ class Matcher:
 
     async def _publish(self, outbox: Outbox, changelog: list[_ChangelogEntry]) -> None:
         """Send the batch's changed states and results and wait until Kafka has them all."""
-        send: Callable[..., Awaitable[Awaitable[Any]]] = self._app.producer.send
-        pending: list[Awaitable[Any]] = []
-        stored = [
-            await send(entry.topic, entry.key, entry.value, entry.partition, None, None)
-            for entry in changelog
-        ]
+        records = [Record(e.topic, e.partition, e.key, e.value) for e in changelog]
 
-        async def event(spec: TopicSpec, key: str, data: BaseModel) -> None:
+        def event(spec: TopicSpec, key: str, data: BaseModel) -> Record:
             value = envelope(spec.require_event_type(), SOURCE, data, subject=key)
-            pending.append(
-                await send(
-                    spec.name, key.encode(), value.model_dump_json().encode(), None, None, None
-                )
-            )
+            partition = partition_for(key, spec.partitions)
+            return Record(spec.name, partition, key.encode(), value.model_dump_json().encode())
 
-        for key, person in outbox.person_statuses.items():
-            await event(PERSON_STATUS, key, person)
-        for key, household in outbox.household_statuses.items():
-            await event(HOUSEHOLD_STATUS, key, household)
-        for partition, memberships in outbox.membership_messages():
-            pending.append(
-                await send(
-                    MATCHER_MEMBERSHIPS.name,
-                    None,
-                    _MEMBERSHIPS.dump_json(memberships),
-                    partition,
-                    None,
-                    None,
-                )
-            )
-        for partition, facts in outbox.fact_messages():
-            pending.append(
-                await send(
-                    MATCHER_MEMBER_FACTS.name, None, _FACTS.dump_json(facts), partition, None, None
-                )
-            )
+        records += [event(PERSON_STATUS, k, s) for k, s in outbox.person_statuses.items()]
+        records += [event(HOUSEHOLD_STATUS, k, s) for k, s in outbox.household_statuses.items()]
+        records += [
+            Record(MATCHER_MEMBERSHIPS.name, partition, None, _MEMBERSHIPS.dump_json(items))
+            for partition, items in outbox.membership_messages()
+        ]
+        records += [
+            Record(MATCHER_MEMBER_FACTS.name, partition, None, _FACTS.dump_json(items))
+            for partition, items in outbox.fact_messages()
+        ]
         for letter in outbox.dead_letters:
             log.warning(
                 "dead letter",
@@ -314,10 +295,9 @@ class Matcher:
                     "error": letter.error,
                 },
             )
-            await event(MATCHER_DEAD_LETTER, letter.key or "", letter)
-        written = await asyncio.gather(*stored)
-        await asyncio.gather(*pending)
-        _persist_changelog_offsets(changelog, written)
+            records.append(event(MATCHER_DEAD_LETTER, letter.key or "", letter))
+        last_offsets = await self._sender.send(records)
+        _persist_changelog_offsets(changelog, last_offsets)
 
 
 def _person_inputs(
@@ -345,15 +325,15 @@ def _person_transition(
     return key, on_membership(keys.get(key), item)
 
 
-def _persist_changelog_offsets(changelog: list[_ChangelogEntry], written: list[Any]) -> None:
+def _persist_changelog_offsets(
+    changelog: list[_ChangelogEntry], last_offsets: Mapping[tuple[str, int], int]
+) -> None:
     """Tells each table's store how far its changelog is already in it (what Faust's own
     changelog callback does), so that recovery after a restart reads only what came later."""
-    newest: dict[tuple[int, TP], tuple[TableT[bytes, bytes], int]] = {}
-    for entry, metadata in zip(changelog, written, strict=True):
-        tp = TP(entry.topic, entry.partition)
-        newest[id(entry.table), tp] = (entry.table, metadata.offset)
-    for (_, tp), (table, offset) in newest.items():
-        cast(StoreT[bytes, bytes], table.data).set_persisted_offset(tp, offset)
+    tables = {(e.topic, e.partition): e.table for e in changelog}
+    for (topic, partition), table in tables.items():
+        store = cast(StoreT[bytes, bytes], table.data)
+        store.set_persisted_offset(TP(topic, partition), last_offsets[topic, partition])
 
 
 def _make_current(event: EventT[bytes]) -> None:
@@ -406,8 +386,14 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class _App(faust.App):
+    sender: RecordSender
+
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        await self.sender.stop()
 
 
 def create_app(settings: MatcherSettings) -> faust.App:
@@ -423,8 +409,6 @@ def create_app(settings: MatcherSettings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         web_enabled=False,
-        # Fewer, larger produce requests: a batch sends thousands of small messages at once.
-        producer_linger_ms=settings.producer_linger_ms,
         key_serializer="raw",
         value_serializer="raw",
         stream_buffer_maxsize=2 * settings.batch_size,
@@ -444,7 +428,8 @@ def create_app(settings: MatcherSettings) -> faust.App:
     persons = app.Table(
         "persons", changelog_topic=app.topic(MATCHER_PERSON_STATE.name, **_RAW), **table_options
     )
-    matcher = Matcher(app, households, persons, BMN_HOUSEHOLDS.partitions)
+    app.sender = RecordSender(settings.kafka_bootstrap_servers, settings.producer_linger_ms)
+    matcher = Matcher(households, persons, BMN_HOUSEHOLDS.partitions, app.sender)
 
     async def remember_replay_limits(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned: set[TP] = args[0]  # sent as on_partitions_assigned.send(assigned)
