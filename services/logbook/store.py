@@ -325,8 +325,7 @@ class Store:
             if topic == PERSON_STATUS.name:
                 await _apply_persons(connection, fresh)
             else:
-                for message in fresh:
-                    await self._apply_one(connection, message)
+                await _apply_households(connection, fresh)
             await connection.execute(
                 "UPDATE logbook.consumer_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2",
                 topic,
@@ -334,14 +333,6 @@ class Store:
                 fresh[-1].offset + 1,
             )
         return len(fresh)
-
-    async def _apply_one(self, connection: Db, message: StatusMessage) -> None:
-        try:
-            household = _HOUSEHOLD_STATUS.model_validate_json(message.value or b"")
-        except ValidationError as error:
-            await _dead_letter(connection, message, str(error))
-            return
-        await _apply_household(connection, household.data)
 
     # --- cases ---------------------------------------------------------------------------------
 
@@ -883,36 +874,74 @@ def _event_base(case: CaseRow, actor: str, occurred_at: datetime) -> dict[str, A
     }
 
 
-async def _apply_household(connection: Db, status: HouseholdStatus) -> None:
-    stored = await connection.fetchval(
-        """SELECT version FROM logbook.households
-           WHERE household_id = $1 AND survey_year = $2 FOR UPDATE""",
-        status.household_id,
-        status.survey_year,
+async def _apply_households(connection: Db, messages: list[StatusMessage]) -> None:
+    """Household statuses in order, each newer one moving its case on, as one at a time would;
+    the batch's stored versions and cases are read, and its households written, once."""
+    statuses: list[HouseholdStatus] = []
+    for message in messages:
+        try:
+            statuses.append(_HOUSEHOLD_STATUS.model_validate_json(message.value or b"").data)
+        except ValidationError as error:
+            await _dead_letter(connection, message, str(error))
+    keys = sorted({(s.household_id, s.survey_year) for s in statuses})
+    rows = await connection.fetch(
+        """SELECT household_id, survey_year, version FROM logbook.households
+           WHERE (household_id, survey_year) IN
+                 (SELECT * FROM unnest($1::text[], $2::int[]))
+           ORDER BY household_id, survey_year FOR UPDATE""",
+        [h for h, _ in keys],
+        [y for _, y in keys],
     )
-    if not is_newer(stored, status.version):
+    versions = {(r["household_id"], r["survey_year"]): r["version"] for r in rows}
+    # Each status newer than the household's before it, in order; older ones change nothing.
+    moving: list[HouseholdStatus] = []
+    for status in statuses:
+        key = (status.household_id, status.survey_year)
+        if is_newer(versions.get(key), status.version):
+            versions[key] = status.version
+            moving.append(status)
+    newest = {(s.household_id, s.survey_year): s for s in moving}
+    if not newest:
         return
+    written = list(newest.values())
     await connection.execute(
-        """INSERT INTO logbook.households (household_id, survey_year, version, village_code, status)
-           VALUES ($1, $2, $3, $4, $5::jsonb)
+        """INSERT INTO logbook.households AS h (household_id, survey_year, version, village_code, status)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::jsonb[])
            ON CONFLICT (household_id, survey_year) DO UPDATE
              SET version = excluded.version, village_code = excluded.village_code,
-                 status = excluded.status, updated_at = now()""",
-        status.household_id,
-        status.survey_year,
-        status.version,
-        status.village_code,
-        status.model_dump_json(),
+                 status = excluded.status, updated_at = now()
+             WHERE h.version < excluded.version""",
+        [s.household_id for s in written],
+        [s.survey_year for s in written],
+        [s.version for s in written],
+        [s.village_code for s in written],
+        [s.model_dump_json() for s in written],
     )
-    the_case_id = case_id(status.household_id, status.survey_year)
-    row = await connection.fetchrow(
-        "SELECT reason, status FROM logbook.cases WHERE case_id = $1 FOR UPDATE", the_case_id
-    )
-    current = None if row is None else CaseState(row["reason"], row["status"])
+    case_ids = sorted({case_id(h, y) for h, y in newest})
+    cases = {
+        r["case_id"]: CaseState(r["reason"], r["status"])
+        for r in await connection.fetch(
+            """SELECT case_id, reason, status FROM logbook.cases
+               WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR UPDATE""",
+            case_ids,
+        )
+    }
+    for status in moving:
+        the_case_id = case_id(status.household_id, status.survey_year)
+        state = await _move_case(connection, status, the_case_id, cases.get(the_case_id))
+        if state is not None:
+            cases[the_case_id] = state
+
+
+async def _move_case(
+    connection: Db, status: HouseholdStatus, the_case_id: str, current: CaseState | None
+) -> CaseState | None:
+    """The household's case after `status`: opened, changed or only updated (written with its
+    audit row and logbook events); None when the household has and needs none."""
     change = next_case(current, status)
     state = change.state if change is not None else current
     if state is None:
-        return
+        return None
     now = datetime.now(UTC)
     await connection.execute(
         """INSERT INTO logbook.cases (case_id, household_id, survey_year, reason, status,
@@ -935,7 +964,7 @@ async def _apply_household(connection: Db, status: HouseholdStatus) -> None:
         now,
     )
     if change is None:
-        return
+        return state
     await _audit(
         connection,
         SYSTEM,
@@ -962,6 +991,7 @@ async def _apply_household(connection: Db, status: HouseholdStatus) -> None:
         await _logbook_event(connection, CaseOpened(**base, reason=change.state.reason))
     if change.status_changed:
         await _logbook_event(connection, CaseStatusChanged(**base, status=change.state.status))
+    return state
 
 
 async def _apply_persons(connection: Db, messages: list[StatusMessage]) -> None:
