@@ -135,4 +135,5 @@ class PublishBatch:
                 len(results),
                 failures[0],
             )
+            await self._publisher.discard()
             raise KafkaUnavailableError(str(failures[0]) or type(failures[0]).__name__)
