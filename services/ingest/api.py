@@ -32,7 +32,7 @@ from services.ingest.publisher import KafkaUnavailableError, Publisher
 from services.ingest.raw_topics import RawTopicValidator
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import SOURCES, Source
-from services.ingest.store import ClaimConflictError, Store
+from services.ingest.store import DATABASE_DOWN, ClaimConflictError, Store
 from services.ingest.validation import (
     Rejection,
     record_rejection_message,
@@ -270,6 +270,22 @@ class IngestService:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _database_unavailable(request_id: str, error: Exception) -> Response:
+    """503 while PostgreSQL (API keys, Idempotency-Keys) cannot be reached. Records already
+    published stay published: a resend with the same Idempotency-Key gets the stored reply, or
+    claims the key again once the unfinished claim has expired (event IDs make the copies
+    harmless downstream)."""
+    log.warning("database unavailable", extra={"request_id": request_id, "error": str(error)})
+    return _reply(
+        503,
+        ErrorReply(
+            detail="the database is unavailable; send the request again later",
+            request_id=request_id,
+        ),
+        {"Retry-After": "5"},
+    )
+
+
 def _ingest_handler(source: Source) -> Handler:
     async def handle(request: Request) -> Response:
         service: IngestService = request.app.state.service
@@ -331,8 +347,13 @@ def _ingest_handler(source: Source) -> Handler:
                 ),
                 {"Retry-After": "5"},
             )
+        except DATABASE_DOWN as error:
+            return _database_unavailable(request_id, error)
         if claimed is not None:
-            await service.store.complete(*claimed, response.status_code, bytes(response.body))
+            try:
+                await service.store.complete(*claimed, response.status_code, bytes(response.body))
+            except DATABASE_DOWN as error:
+                return _database_unavailable(request_id, error)
         return response
 
     return handle

@@ -44,6 +44,17 @@ class Replay:
     body: bytes
 
 
+# PostgreSQL is unreachable or restarting: answer 503 so the client sends again later; nothing
+# is wrong with the request itself.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
+
+
 class ClaimConflictError(Exception):
     """The key is in use by a request still running, or by a different request."""
 
