@@ -32,7 +32,12 @@ from services.ingest.publisher import KafkaUnavailableError, Publisher
 from services.ingest.raw_topics import RawTopicValidator
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import SOURCES, Source
-from services.ingest.store import DATABASE_DOWN, ClaimConflictError, Store
+from services.ingest.store import (
+    ABANDONED_CLAIM_MINUTES,
+    DATABASE_DOWN,
+    ClaimConflictError,
+    Store,
+)
 from services.ingest.validation import (
     Rejection,
     record_rejection_message,
@@ -47,6 +52,7 @@ NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 MEDIA_TYPES = (JSON, NDJSON, CSV)
 MAX_IDEMPOTENCY_KEY = 200
+_RELEASE_RETRY_SECONDS = 1.0
 # What a request-level rejection keeps of the body on ingest.rejected.v1.
 KEPT_BODY_BYTES = 512 * 1024
 
@@ -161,6 +167,24 @@ class IngestService:
         self.settings = settings
         self.store = store
         self.publisher = publisher
+        self._releases: set[asyncio.Task[None]] = set()
+
+    def release_when_possible(self, agency: str, idempotency_key: str) -> None:
+        """Forgets an unfinished claim as soon as PostgreSQL answers again: a request that failed
+        because it was down must not hold its Idempotency-Key until the claim expires."""
+        task = asyncio.create_task(self._release(agency, idempotency_key))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, agency: str, idempotency_key: str) -> None:
+        deadline = time.monotonic() + ABANDONED_CLAIM_MINUTES * 60  # expired by then anyway
+        while time.monotonic() < deadline:
+            try:
+                await self.store.release(agency, idempotency_key)
+            except DATABASE_DOWN:
+                await asyncio.sleep(_RELEASE_RETRY_SECONDS)
+            else:
+                return
 
     async def authenticate(self, request: Request, source: Source) -> Agency:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -348,11 +372,14 @@ def _ingest_handler(source: Source) -> Handler:
                 {"Retry-After": "5"},
             )
         except DATABASE_DOWN as error:
+            if claimed is not None:
+                service.release_when_possible(*claimed)
             return _database_unavailable(request_id, error)
         if claimed is not None:
             try:
                 await service.store.complete(*claimed, response.status_code, bytes(response.body))
             except DATABASE_DOWN as error:
+                service.release_when_possible(*claimed)
                 return _database_unavailable(request_id, error)
         return response
 
