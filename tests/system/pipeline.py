@@ -412,6 +412,8 @@ class Loader(threading.Thread):
         self.retries = 0
         self.answers: Counter[int] = Counter()  # HTTP statuses ingest answered
         self.orphaned_claims = 0  # keys answered 409 after a 5xx (see _post)
+        self.going = threading.Event()  # cleared: no further request starts until it is set
+        self.going.set()
         self._retry_server_errors = retry_server_errors
         self.error: BaseException | None = None
 
@@ -419,6 +421,7 @@ class Loader(threading.Thread):
         try:
             with httpx.Client(timeout=120) as client:
                 for n, batch in enumerate(self._batches):
+                    self.going.wait()
                     self._post(client, self._urls[n % len(self._urls)], batch)
                     self.remaining -= 1
                     if self._pace and self.remaining:
@@ -478,7 +481,18 @@ class Loader(threading.Thread):
             time.sleep(delay)
             delay = min(delay * 2, 4.0)
 
+    def pause_after(self, share: float) -> int:
+        """Lets `share` of the batches go, then holds the rest until `going` is set; how many
+        batches are held back."""
+        wait_for(
+            f"{share:.0%} of the requests",
+            lambda: len(self._batches) - self.remaining >= share * len(self._batches),
+        )
+        self.going.clear()
+        return self.remaining
+
     def finish(self, timeout: float = 300) -> None:
+        self.going.set()
         self.join(timeout)
         if self.is_alive():
             raise PipelineError("the loader did not finish")
