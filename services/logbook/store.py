@@ -80,6 +80,8 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
+    # A connection cut mid-query (PostgreSQL restarting) fails its reset on release this way.
+    asyncpg.InternalClientError,
 )
 
 

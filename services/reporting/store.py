@@ -71,6 +71,8 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
+    # A connection cut mid-query (PostgreSQL restarting) fails its reset on release this way.
+    asyncpg.InternalClientError,
 )
 # PostgreSQL rolled the transaction back to break a deadlock: nothing was written, try again.
 LOCK_CONFLICTS: tuple[type[Exception], ...] = (asyncpg.DeadlockDetectedError,)
