@@ -81,6 +81,7 @@ def test_a_matcher_killed_mid_load_and_restarted(
         check_complete(pipeline, population, outcome)
     assert seen["waiting"] > 0, f"the matcher had nothing left to do when it was killed: {seen}"
     assert seen["surveys_matched"] < len(population.surveys), seen
+    print(f"\na matcher killed mid-load: {seen}")  # shown with -s or -rA
     check_same_as_reference(outcome, reference, f"a matcher killed mid-load ({seen})")
 
 
@@ -114,6 +115,7 @@ def test_a_reporting_worker_killed_mid_load_and_restarted(
         outcome = run_in_usual_order(pipeline, population, during_surveys=kill_reporting)
         check_complete(pipeline, population, outcome)
     assert seen["waiting"] > 0, f"reporting had nothing left to apply when killed: {seen}"
+    print(f"\na reporting worker killed mid-load: {seen}")  # shown with -s or -rA
     check_same_as_reference(outcome, reference, f"a reporting worker killed mid-load ({seen})")
 
 
@@ -167,6 +169,7 @@ def test_the_logbook_relay_killed_mid_load_during_field_work_and_restarted(
     assert 0 < seen["households_written"] < len(work), seen
     assert seen["written_while_down"] > 0, f"no field work while the relay was down: {seen}"
     assert seen["backlog_at_restart"] > 0, f"nothing waited in the outbox: {seen}"
+    print(f"\nthe logbook relay killed mid-load: {seen}")  # shown with -s or -rA
     check_same_as_reference(outcome, reference, f"the logbook relay killed mid-load ({seen})")
 
 
@@ -200,6 +203,7 @@ def test_the_broker_stopped_mid_load_and_restarted(
         outcome = run_in_usual_order(pipeline, population, during_surveys=stop_the_broker)
         check_complete(pipeline, population, outcome)
     assert seen["requests_left"] > 0, f"the surveys were all in when the broker stopped: {seen}"
+    print(f"\nthe broker restarted mid-load: {seen}")  # shown with -s or -rA
     check_same_as_reference(outcome, reference, f"the broker restarted mid-load ({seen})")
 
 
@@ -240,6 +244,7 @@ def test_postgresql_restarted_mid_load(
         check_complete(pipeline, population, outcome)
         crashes = list(pipeline.crashes)
     assert seen["requests_left"] > 0, f"the surveys were all in when PostgreSQL stopped: {seen}"
+    print(f"\nPostgreSQL restarted mid-load: {seen}")  # shown with -s or -rA
     check_same_as_reference(outcome, reference, f"PostgreSQL restarted mid-load ({seen})")
     faults = []
     answers = dict(loaders[0].answers)
@@ -317,3 +322,4 @@ def test_records_out_of_order(
     # Each is a household surveyed before its members' registrations arrived: it had
     # unregistered poor members (an outreach case) until they did.
     assert all(outcome.cases[h] == ("outreach", "no_longer_target") for h in left), left
+    print(f"\nrecords out of order: {len(left)} cases left behind as no_longer_target")
