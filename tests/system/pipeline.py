@@ -36,7 +36,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -506,7 +506,6 @@ class FieldWorkDone:
     visits: int = 0
     interventions: int = 0
     resolutions: int = 0
-    written_at: list[float] = field(default_factory=list)  # monotonic time per household
 
 
 class FieldTeam(threading.Thread):
@@ -543,7 +542,6 @@ class FieldTeam(threading.Thread):
                         pending.remove(work)
                         self.pending.remove(work.household_id)
                         self.done.households += 1
-                        self.done.written_at.append(time.monotonic())
                     if not ready:
                         if time.monotonic() > deadline:
                             raise PipelineError(f"{len(pending)} cases never opened")

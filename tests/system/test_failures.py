@@ -1,7 +1,11 @@
 """Failures mid-load, duplicates and disorder: each scenario runs the population through a
-pipeline of its own (broker, database, services), disturbs it while the surveys are going in,
-and must end with exactly the undisturbed run's aggregates, contributions and cases, nothing
-lost and nothing counted twice."""
+pipeline of its own (broker, database, services) and disturbs it (a service killed, the broker
+or PostgreSQL restarted while the surveys are going in; every record sent twice; another
+order), and must end with exactly the undisturbed run's aggregates, contributions and cases,
+nothing lost and nothing counted twice.
+
+    .venv/bin/python -m pytest tests/system          (-s or -rA: what each disturbance hit)
+"""
 
 from __future__ import annotations
 
