@@ -387,9 +387,9 @@ class Service:
 class Loader(threading.Thread):
     """Posts batches to ingest (round robin over its replicas) in a thread of its own, each
     retried with the same Idempotency-Key while ingest answers 503 (or 409, 502, 504) or cannot
-    be reached, as an agency's client would; with `retry_server_errors` also after a 500, and
-    under a new key when a 5xx left the key claimed. `remaining` says how many batches are
-    still to go."""
+    be reached, as an agency's client would (any other answer fails the test: ingest's
+    contract says a resend after those is safe, nothing about a 500). `remaining` says how
+    many batches are still to go; `going` holds the rest back while it is cleared."""
 
     def __init__(
         self,
@@ -399,7 +399,6 @@ class Loader(threading.Thread):
         *,
         pace: float,
         copy: str,
-        retry_server_errors: bool = False,
     ) -> None:
         super().__init__(name="loader", daemon=True)
         self._urls = urls
@@ -411,10 +410,8 @@ class Loader(threading.Thread):
         self.accepted = 0
         self.retries = 0
         self.answers: Counter[int] = Counter()  # HTTP statuses ingest answered
-        self.orphaned_claims = 0  # keys answered 409 after a 5xx (see _post)
         self.going = threading.Event()  # cleared: no further request starts until it is set
         self.going.set()
-        self._retry_server_errors = retry_server_errors
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -440,7 +437,6 @@ class Loader(threading.Thread):
         deadline = time.monotonic() + 180
         delay = 0.5
         last = ""
-        failed_before = False  # a 5xx on the current key
         while True:
             try:
                 reply = client.post(
@@ -457,18 +453,7 @@ class Loader(threading.Thread):
                         )
                     self.accepted += int(answer["accepted"])
                     return
-                if reply.status_code >= 500:
-                    failed_before = True
-                if self._retry_server_errors and (
-                    reply.status_code == 500 or (reply.status_code == 409 and failed_before)
-                ):
-                    # A request that failed on the database left its key claimed: resends get
-                    # 409 for 15 minutes. The batch goes again under a new key; records sent
-                    # twice carry the same event IDs, which consumers recognise.
-                    self.orphaned_claims += reply.status_code == 409
-                    headers["Idempotency-Key"] += "-again"
-                    failed_before = False
-                elif reply.status_code not in (409, 502, 503, 504):
+                if reply.status_code not in (409, 502, 503, 504):
                     raise PipelineError(f"ingest answered {last}")
             except httpx.TransportError as error:
                 last = f"{type(error).__name__}: {error}"
@@ -711,10 +696,6 @@ class Pipeline:
         self.field_work_done = FieldWorkDone()
         self._started = time.monotonic()
         self.settle_timeout = 240.0
-        # With `supervise`, a service that exits on its own is started again, as compose's
-        # `restart: unless-stopped` or Kubernetes would; `crashes` keeps its log's last line.
-        self.supervise = False
-        self.crashes: list[str] = []
         self.timeline: list[tuple[float, str]] = []
 
     def note(self, what: str) -> None:
@@ -892,23 +873,13 @@ class Pipeline:
         *,
         pace: float = 0.0,
         copy: str = "1",
-        retry_server_errors: bool = False,
     ) -> Loader:
-        loader = Loader(
-            self.urls("ingest-"),
-            self.ingest_keys,
-            batches,
-            pace=pace,
-            copy=copy,
-            retry_server_errors=retry_server_errors,
-        )
+        loader = Loader(self.urls("ingest-"), self.ingest_keys, batches, pace=pace, copy=copy)
         loader.start()
         return loader
 
-    def load(
-        self, batches: list[Batch], *, copy: str = "1", retry_server_errors: bool = False
-    ) -> None:
-        self.start_loading(batches, copy=copy, retry_server_errors=retry_server_errors).finish()
+    def load(self, batches: list[Batch], *, copy: str = "1") -> None:
+        self.start_loading(batches, copy=copy).finish()
 
     def start_field_work(self, work: tuple[FieldWork, ...], *, pace: float = 0.0) -> FieldTeam:
         team = FieldTeam(self.urls("logbook-api-"), self.logbook_token, work, pace=pace)
@@ -928,17 +899,15 @@ class Pipeline:
         self.services[name].start()
 
     def check_alive(self) -> None:
+        """Fails when a service exited that was not stopped on purpose."""
         for service in self.services.values():
             if service.expected_down or service.alive:
                 continue
             code = service.process.returncode if service.process else "?"
-            crash = f"{service.name} exited with {code}; its log ends:\n{service.log_tail()}"
-            if not self.supervise:
-                raise PipelineError(f"{self.name}: {crash}")
-            last = service.log_tail().strip().splitlines()[-1:] or ["(empty log)"]
-            self.crashes.append(f"{service.name} exited with {code}: {last[0][-300:]}")
-            self.note(f"{service.name} restarted after exiting with {code}")
-            service.start()
+            raise PipelineError(
+                f"{self.name}: {service.name} exited with {code}; its log ends:\n"
+                f"{service.log_tail()}"
+            )
 
     # -- progress ------------------------------------------------------------------------
 

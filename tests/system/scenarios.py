@@ -34,22 +34,18 @@ def run_in_usual_order(
     *,
     during_surveys: Disturbance | None = None,
     copies: tuple[str, ...] = ("1",),
-    retry_server_errors: bool = False,
 ) -> Outcome:
     """The three phases; `during_surveys` is called once the surveys have started to go in
     (with their loader); `copies` sends every request once per copy, each copy a request of its
     own (another Idempotency-Key), so every record reaches Kafka once per copy."""
     for copy in copies:
-        pipeline.load(
-            population.facts(FACTS_PER_REQUEST), copy=copy, retry_server_errors=retry_server_errors
-        )
+        pipeline.load(population.facts(FACTS_PER_REQUEST), copy=copy)
     pipeline.settle()
     loaders = [
         pipeline.start_loading(
             population.survey_batches(SURVEYS_PER_REQUEST),
             pace=SURVEY_PACE,
             copy=copy,
-            retry_server_errors=retry_server_errors,
         )
         for copy in copies
     ]
@@ -68,7 +64,6 @@ def run_in_usual_order(
         pipeline.load(
             population.updates(UPDATES_PER_REQUEST),
             copy=copy,
-            retry_server_errors=retry_server_errors,
         )
     pipeline.settle()
     return pipeline.outcome()
