@@ -75,6 +75,12 @@ class Population:
             f"{len(self.field_work)} cases)"
         )
 
+    def share_of_surveys_up_to(self, household_id: str) -> float:
+        """Which share of the survey file comes before this household, itself included."""
+        needle = f'"household_id":"{household_id}"'.encode()
+        at = next(n for n, line in enumerate(self.surveys) if needle in line)
+        return (at + 1) / len(self.surveys)
+
     def facts(self, per_request: int) -> list[Batch]:
         """Phase 1 of the usual order: the registry's facts before any survey."""
         return [*batches("welfare", self.welfare, per_request), *batches("civil", self.civil, 500)]
