@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -80,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     demo.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the figures")
+    demo.add_argument(
+        "--start-stack",
+        action="store_true",
+        help="start the local stack (python -m deploy.local up) while the population is generated",
+    )
 
     verify = commands.add_parser(
         "check", help="compare generated NDJSON files with TPMAP's figures (full scale)"
@@ -173,10 +179,20 @@ def _already_generated(request: Request) -> bool:
 def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     request = _request(args)
+    # The stack's start is mostly waiting (the JVM, Maven, PostgreSQL's initdb) and generating
+    # is CPU: side by side they take the time of the longer one.
+    stack = (
+        subprocess.Popen([sys.executable, "-m", "deploy.local", "up"]) if args.start_stack else None
+    )
     if _already_generated(request):
         _report(f"using the population already generated in {request.out}")
     else:
         generate(request, _report)
+    if stack is not None and stack.wait() != 0:
+        _report(
+            f"error: the local stack did not start (python -m deploy.local up: {stack.returncode})"
+        )
+        return 1
     credentials_file = StackLayout.from_env(os.environ).credentials_file
     credentials = read_credentials(credentials_file)
     url, keys = ingest_access(credentials)
