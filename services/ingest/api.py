@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from services.contracts.process import exit_when_stopped, freeze_startup_heap
 from services.contracts.records import FieldError
 from services.ingest.api_keys import Agency
 from services.ingest.examples import component_schemas, request_body
@@ -403,6 +404,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
         background.append(
             asyncio.create_task(_expire_replies(store, settings.idempotency_ttl_hours))
         )
+        for task in background:
+            exit_when_stopped(task)
+        freeze_startup_heap()
         try:
             yield
         finally:

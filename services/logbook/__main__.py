@@ -26,6 +26,7 @@ import orjson
 import uvicorn
 
 from services.contracts.logs import configure_logging
+from services.contracts.process import freeze_startup_heap
 from services.logbook.api import create_app
 from services.logbook.consumer import StatusConsumer
 from services.logbook.relay import OutboxRelay
@@ -67,8 +68,13 @@ def serve(settings: LogbookSettings) -> None:
 async def _worker(settings: LogbookSettings) -> None:
     store = await Store.connect(settings.database_url, settings.database_pool_size)
     relay = OutboxRelay(settings)
+    freeze_startup_heap()
     try:
-        await asyncio.gather(StatusConsumer(settings, store).run(), relay.run())
+        # A task group: one loop failing cancels the other and the process exits with the error
+        # (gather let the other retry for ever against a closed store).
+        async with asyncio.TaskGroup() as loops:
+            loops.create_task(StatusConsumer(settings, store).run())
+            loops.create_task(relay.run())
     finally:
         await relay.close()
         await store.close()

@@ -27,6 +27,7 @@ from services.contracts.areas import area, level_of
 from services.contracts.events import PersonStatus
 from services.contracts.indicators import Dimension, indicator_set_for
 from services.contracts.logs import mask_text
+from services.contracts.process import exit_when_stopped, freeze_startup_heap
 from services.contracts.records import BANGKOK, BmnHousehold, InvalidRecordError, parse_record
 from services.logbook.agencies import agencies
 from services.logbook.cases import (
@@ -727,6 +728,9 @@ def create_app(settings: LogbookSettings) -> FastAPI:
             background.append(asyncio.create_task(consumer.run(), name="status-consumer"))
         if settings.relay:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        for task in background:
+            exit_when_stopped(task)
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ import uvloop
 from faust.worker import Worker
 
 from services.contracts.logs import json_handler
+from services.contracts.process import freeze_startup_heap
 from services.matcher.settings import MatcherSettings
 from services.matcher.worker import create_app
 
@@ -46,6 +47,7 @@ def main(argv: list[str]) -> int:
     uvloop.install()
     app = create_app(settings)
     app.conf.loghandlers = [json_handler("matcher")]
+    freeze_startup_heap()
     # Faust (mode) sets up logging itself: its plain handler writes to /dev/null, ours JSON to stderr.
     worker = _Worker(
         app,

@@ -19,6 +19,7 @@ import orjson
 import uvicorn
 
 from services.contracts.logs import configure_logging
+from services.contracts.process import freeze_startup_heap
 from services.reporting.api import create_app
 from services.reporting.consumer import StatusConsumer
 from services.reporting.publisher import AreaPublisher
@@ -42,13 +43,15 @@ def serve(settings: ReportingSettings) -> None:
 
 async def _worker(settings: ReportingSettings) -> None:
     store = await Store.connect(settings.database_url, settings.database_pool_size)
+    freeze_startup_heap()
     try:
-        tasks = []
-        if settings.consumer:
-            tasks.append(StatusConsumer(settings, store).run())
-        if settings.publisher:
-            tasks.append(AreaPublisher(settings, store).run())
-        await asyncio.gather(*tasks)
+        # A task group: one loop failing cancels the other and the process exits with the error
+        # (gather let the other retry for ever against a closed store).
+        async with asyncio.TaskGroup() as loops:
+            if settings.consumer:
+                loops.create_task(StatusConsumer(settings, store).run())
+            if settings.publisher:
+                loops.create_task(AreaPublisher(settings, store).run())
     finally:
         await store.close()
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from services.contracts.areas import AreaLevel, area, level_of
+from services.contracts.process import exit_when_stopped, freeze_startup_heap
 from services.reporting.consumer import StatusConsumer, TopicEnds
 from services.reporting.contributions import ALL_DIMENSIONS_MASK, AreaFigures, CardFilter, figures
 from services.reporting.dashboard import dashboard_router
@@ -295,6 +296,9 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         if settings.publisher:
             publisher = AreaPublisher(settings, store)
             background.append(asyncio.create_task(publisher.run(), name="area-publisher"))
+        for task in background:
+            exit_when_stopped(task)
+        freeze_startup_heap()
         try:
             yield
         finally:
