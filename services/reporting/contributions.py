@@ -217,12 +217,17 @@ def contribution_of(status: PersonStatus | HouseholdStatus) -> Contribution:
 class Ledger:
     """Applies statuses by difference: `applied` holds each key's newest applied version and
     contribution, `counters` the changes so far (the totals when it started empty), `changed`
-    the keys whose applied row must be written back."""
+    the keys whose applied row must be written back.
+
+    Changes are summed per village as statuses come and spread to the village's five levels
+    once, when `counters` is read: a batch's statuses share few villages, and spreading each
+    status's twenty-odd counters to five areas was a third of reporting's time."""
 
     def __init__(self, applied: Mapping[EntityKey, Applied] | None = None) -> None:
         self.applied: dict[EntityKey, Applied] = dict(applied or {})
-        self.counters: Counter[Cell] = Counter()
         self.changed: set[EntityKey] = set()
+        # (survey year, village code or None for unplaced, counter) -> change
+        self._at_villages: Counter[tuple[int, str | None, str]] = Counter()
 
     def apply(self, status: PersonStatus | HouseholdStatus) -> bool:
         """Applies `status` if it is newer than the applied version; True if it was."""
@@ -231,12 +236,29 @@ class Ledger:
         if not is_newer(None if stored is None else stored.version, status.version):
             return False
         new = contribution_of(status)
-        old = None if stored is None else stored.contribution
-        for (area, counter), value in difference(old, new).items():
-            self.counters[(status.survey_year, area, counter)] += value
+        year = status.survey_year
+        if stored is not None:
+            old = stored.contribution
+            for counter, value in old.counters.items():
+                self._at_villages[(year, old.village_code, counter)] -= value
+        for counter, value in new.counters.items():
+            self._at_villages[(year, new.village_code, counter)] += value
         self.applied[key] = Applied(status.version, new)
         self.changed.add(key)
         return True
+
+    @property
+    def counters(self) -> Counter[Cell]:
+        """The non-zero changes at every area."""
+        cells: Counter[Cell] = Counter()
+        chains: dict[str | None, tuple[str, ...]] = {}
+        for (year, village, counter), value in self._at_villages.items():
+            if value:
+                if village not in chains:
+                    chains[village] = Contribution(village).areas()
+                for area in chains[village]:
+                    cells[(year, area, counter)] += value
+        return Counter({cell: value for cell, value in cells.items() if value})
 
     def counters_of(self, survey_year: int, area_code: str) -> dict[str, int]:
         return counters_at(self.counters, survey_year, area_code)
