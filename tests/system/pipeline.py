@@ -27,7 +27,6 @@ import functools
 import hashlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,8 +44,6 @@ import httpx
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from deploy.local import postgres_cluster
-from deploy.local.layout import REPO_ROOT, StackLayout
 from deploy.local.ports import any_free_port
 from services.contracts.logs import mask_text
 from services.contracts.topics import (
@@ -69,7 +66,7 @@ from services.logbook.store import Store as LogbookStore
 from services.logbook.store import migrate as migrate_logbook
 from services.logbook.tokens import new_token
 from services.reporting.store import migrate as migrate_reporting
-from tests.service.brokers import DisposableBroker
+from tests.service.brokers import DisposableBroker, DisposablePostgres
 from tests.system.population import PROVINCE, SURVEY_YEAR, Batch, FieldWork, agency_for
 
 T = TypeVar("T")
@@ -134,42 +131,6 @@ def sql(url: str, statement: str, *args: Any) -> list[dict[str, Any]]:
 def _database_url(server_url: str, name: str) -> str:
     base, _, _ = server_url.rpartition("/")
     return f"{base}/{name}"
-
-
-class OwnPostgres:
-    """A PostgreSQL cluster of the pipeline's own on a free port (the local stack's binaries
-    and setup, deploy/local/postgres_cluster.py), so stopping it disturbs no other test."""
-
-    def __init__(self, home: Path) -> None:
-        layout = StackLayout(repo=REPO_ROOT, home=home, cache=home / ".cache")
-        user = postgres_cluster.server_user(create=True)
-        self.cluster = postgres_cluster.Cluster(
-            bindir=postgres_cluster.require_bindir(os.environ),
-            data=postgres_cluster.data_folder(layout, user),
-            user=user,
-        )
-        self.port = any_free_port()
-        self.password = uuid.uuid4().hex
-        self.log = home / "postgres.log"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://tpmap:{self.password}@127.0.0.1:{self.port}/tpmap"
-
-    def start(self) -> None:
-        if not (self.cluster.data / "PG_VERSION").exists():
-            postgres_cluster.initialise(self.cluster, self.password)
-        postgres_cluster.configure(self.cluster, self.port)
-        postgres_cluster.start(self.cluster, self.log)
-        postgres_cluster.wait_ready(self.cluster, self.port)
-        postgres_cluster.ensure_database(self.cluster, self.port, self.password)
-
-    def stop(self) -> None:
-        postgres_cluster.stop(self.cluster)
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.cluster.data, ignore_errors=True)
 
 
 # --- Kafka ---------------------------------------------------------------------------------
@@ -677,7 +638,7 @@ class Pipeline:
         database_url: str,
         *,
         replicas: int = 1,
-        own_postgres: OwnPostgres | None = None,
+        own_postgres: DisposablePostgres | None = None,
         drop: Callable[[], None] | None = None,
         give_back: Callable[[DisposableBroker], None] | None = None,
     ) -> None:
@@ -712,10 +673,10 @@ class Pipeline:
         """A pipeline on a fresh broker, with a database of its own in the cluster at
         `server_url`, or (None) in a PostgreSQL cluster of its own."""
         root.mkdir(parents=True, exist_ok=True)
-        own: OwnPostgres | None = None
+        own: DisposablePostgres | None = None
         drop: Callable[[], None] | None = None
         if server_url is None:
-            own = OwnPostgres(root / "postgres")
+            own = DisposablePostgres(root / "postgres")
             own.start()
             database_url = own.url
         else:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -22,8 +21,6 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from deploy.local import postgres_cluster
-from deploy.local.layout import REPO_ROOT, StackLayout
 from deploy.local.ports import any_free_port
 from services.contracts.events import HouseholdStatus, PersonStatus, envelope
 from services.contracts.indicators import Dimension
@@ -31,6 +28,7 @@ from services.contracts.topics import HOUSEHOLD_STATUS, PERSON_STATUS
 from services.logbook.scope import Role
 from services.logbook.store import Store, migrate
 from services.logbook.tokens import new_token
+from tests.service.brokers import DisposablePostgres
 from tests.synthetic import citizen_id
 
 REPO = Path(__file__).parents[3]
@@ -255,42 +253,6 @@ def fresh_database(database_url: str) -> Iterator[str]:
     asyncio.run(admin(f"CREATE DATABASE {name}"))
     yield f"{base}/{name}"
     asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-class DisposablePostgres:
-    """A PostgreSQL cluster of a test's own on a free port, so stopping it disturbs no other
-    test: the same binaries and setup as the local stack's (deploy/local/postgres_cluster.py)."""
-
-    def __init__(self, home: Path) -> None:
-        layout = StackLayout(repo=REPO_ROOT, home=home, cache=home / ".cache")
-        user = postgres_cluster.server_user(create=True)
-        self.cluster = postgres_cluster.Cluster(
-            bindir=postgres_cluster.require_bindir(os.environ),
-            data=postgres_cluster.data_folder(layout, user),
-            user=user,
-        )
-        self.port = any_free_port()
-        self.password = uuid.uuid4().hex
-        self.log = home / "postgres.log"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://tpmap:{self.password}@127.0.0.1:{self.port}/tpmap"
-
-    def start(self) -> None:
-        if not (self.cluster.data / "PG_VERSION").exists():
-            postgres_cluster.initialise(self.cluster, self.password)
-        postgres_cluster.configure(self.cluster, self.port)
-        postgres_cluster.start(self.cluster, self.log)
-        postgres_cluster.wait_ready(self.cluster, self.port)
-        postgres_cluster.ensure_database(self.cluster, self.port, self.password)
-
-    def stop(self) -> None:
-        postgres_cluster.stop(self.cluster)
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.cluster.data, ignore_errors=True)
 
 
 @pytest.fixture

@@ -22,10 +22,9 @@ from services.contracts.topics import (
     PERSON_STATUS,
 )
 from services.logbook.cases import case_id
-from tests.service.brokers import DisposableBroker
+from tests.service.brokers import DisposableBroker, DisposablePostgres
 from tests.service.logbook.conftest import (
     INSIDE_VILLAGE,
-    DisposablePostgres,
     LogbookServer,
     auth,
     create_users,
