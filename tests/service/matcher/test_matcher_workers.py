@@ -161,6 +161,11 @@ def wait_until_settled(bootstrap: str, timeout: float = 120) -> None:
                 committed = admin.list_group_offsets(GROUP).get(GROUP, {})
             except KafkaError:  # the group coordinator of a new broker needs a moment
                 committed = {}
+                # A client that failed may keep failing: ask again with a new one. (One CI run
+                # read no committed offsets for two minutes while the matcher worked; whether
+                # this was why is not established.)
+                admin.close()
+                admin = KafkaAdminClient(bootstrap_servers=bootstrap)
             # Every partition of every input counts, also one the group has not committed yet.
             ends = {tp: end for spec in INPUTS for tp, end in _end_offsets(consumer, spec).items()}
             done = {tp: committed[tp].offset if tp in committed else 0 for tp in ends}
