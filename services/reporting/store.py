@@ -378,7 +378,7 @@ async def _apply_statuses(connection: Db, messages: list[StatusMessage]) -> date
             cases.set_deprivation(key, dimensions)
     await _write_applied(connection, ledger)
     await _write_cases(connection, cases)
-    changes = Counter(ledger.counters)
+    changes = ledger.counters  # a new Counter, built from the batch's changes per village
     changes.update(cases.counters)  # update, not +: + would drop negative changes
     await _write_counters(connection, changes)
     await _mark_dirty(connection, changes)
