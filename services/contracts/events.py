@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, date, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,7 +71,11 @@ def text_or_base64(payload: bytes) -> tuple[str, PayloadEncoding]:
 
 def content_id(event_type: str, data: BaseModel) -> str:
     """A stable ID for (type, data): SHA-256 over the canonical JSON (sorted keys), 32 hex digits."""
-    canonical = orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return _content_id(event_type, data.model_dump(mode="json"))
+
+
+def _content_id(event_type: str, data: dict[str, Any]) -> str:
+    canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(event_type.encode() + b"\n" + canonical).hexdigest()[:32]
 
 
@@ -90,6 +94,32 @@ def envelope(
         time=time or datetime.now(UTC),
         subject=subject,
         data=data,
+    )
+
+
+def envelope_json(
+    event_type: str,
+    source: str,
+    data: BaseModel,
+    subject: str | None = None,
+    time: datetime | None = None,
+) -> bytes:
+    """`envelope(...)` as the UTF-8 JSON a producer sends, with the data dumped once for both its
+    ID and the message (the services' hot path: `envelope(...).model_dump_json()` dumped it
+    twice and validated the envelope it had just built)."""
+    payload = data.model_dump(mode="json")
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": _content_id(event_type, payload),
+            "type": event_type,
+            "source": source,
+            "time": time or datetime.now(UTC),
+            "subject": subject,
+            "datacontenttype": "application/json",
+            "data": payload,
+        },
+        option=orjson.OPT_UTC_Z,
     )
 
 

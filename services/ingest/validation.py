@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from services.contracts.events import RejectedRecord, envelope, text_or_base64
+from services.contracts.events import RejectedRecord, envelope_json, text_or_base64
 from services.contracts.records import FieldError, InvalidRecordError, parse_record
 from services.contracts.topics import INGEST_REJECTED
 from services.ingest.framing import RECORD, RawRecord
@@ -62,8 +62,8 @@ def validate(
     except InvalidRecordError as invalid:
         return Rejection(raw.index, raw.line, tuple(_explain_encoding(raw, invalid.errors)))
     key = message_key(record)
-    event = envelope(source.event_type, origin, record, subject=key, time=received_at)
-    return Message(source.topic.name, key.encode(), event.model_dump_json().encode())
+    event = envelope_json(source.event_type, origin, record, subject=key, time=received_at)
+    return Message(source.topic.name, key.encode(), event)
 
 
 def rejection_message(
@@ -99,14 +99,13 @@ def rejection_message(
             errors=list(errors),
             received_at=received_at,
         )
-        event = envelope(
+        value = envelope_json(
             INGEST_REJECTED.require_event_type(),
             f"/ingest/{agency}",
             data,
             subject=agency,
             time=received_at,
         )
-        value = event.model_dump_json().encode()
         if len(value) <= MAX_REJECTION_MESSAGE_BYTES:
             return Message(INGEST_REJECTED.name, agency.encode(), value)
         kept = kept[: len(kept) * MAX_REJECTION_MESSAGE_BYTES // len(value) * 9 // 10]

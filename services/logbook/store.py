@@ -34,7 +34,7 @@ from services.contracts.events import (
     PersonStatus,
     ResolutionRecorded,
     VisitRecorded,
-    envelope,
+    envelope_json,
     text_or_base64,
 )
 from services.contracts.indicators import Dimension
@@ -637,16 +637,14 @@ class Store:
                 village_code=household.village_code,
                 after=record,
             )
-            event = envelope(
+            event = envelope_json(
                 BMN_HOUSEHOLDS.require_event_type(),
                 FIELD_SOURCE,
                 household,
                 subject=household.household_id,
                 time=added_at,
             )
-            await _outbox(
-                connection, BMN_HOUSEHOLDS.name, household.household_id, event.model_dump_json()
-            )
+            await _outbox(connection, BMN_HOUSEHOLDS.name, household.household_id, event)
         return added_at
 
     async def field_households(self, prefixes: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
@@ -844,25 +842,22 @@ async def _audit(
     )
 
 
-async def _outbox(connection: Db, topic: str, key: str, value: str) -> None:
+async def _outbox(connection: Db, topic: str, key: str, value: bytes) -> None:
     await connection.execute(
-        "INSERT INTO logbook.outbox (topic, key, value) VALUES ($1, $2, $3)",
-        topic,
-        key,
-        value.encode(),
+        "INSERT INTO logbook.outbox (topic, key, value) VALUES ($1, $2, $3)", topic, key, value
     )
 
 
 async def _logbook_event(connection: Db, event: LogbookEvent) -> None:
     data = LogbookEventData(event=event)
-    wrapped = envelope(
+    wrapped = envelope_json(
         LOGBOOK_EVENTS.require_event_type(),
         SOURCE,
         data,
         subject=event.household_id,
         time=event.occurred_at,
     )
-    await _outbox(connection, LOGBOOK_EVENTS.name, event.household_id, wrapped.model_dump_json())
+    await _outbox(connection, LOGBOOK_EVENTS.name, event.household_id, wrapped)
 
 
 def _event_base(case: CaseRow, actor: str, occurred_at: datetime) -> dict[str, Any]:
@@ -1054,5 +1049,5 @@ async def _dead_letter(connection: Db, message: StatusMessage, error: str) -> No
         error=error[:2000],
         failed_at=datetime.now(UTC),
     )
-    wrapped = envelope(LOGBOOK_DEAD_LETTER.require_event_type(), SOURCE, letter, subject=key)
-    await _outbox(connection, LOGBOOK_DEAD_LETTER.name, key, wrapped.model_dump_json())
+    wrapped = envelope_json(LOGBOOK_DEAD_LETTER.require_event_type(), SOURCE, letter, subject=key)
+    await _outbox(connection, LOGBOOK_DEAD_LETTER.name, key, wrapped)

@@ -33,7 +33,7 @@ from services.contracts.events import (
     DeadLetter,
     Envelope,
     PersonStatus,
-    envelope,
+    envelope_json,
     text_or_base64,
 )
 from services.contracts.records import BmnHousehold, CivilEvent, WelfareRegistration
@@ -271,9 +271,8 @@ class Matcher:
         records = [Record(e.topic, e.partition, e.key, e.value) for e in changelog]
 
         def event(spec: TopicSpec, key: str, data: BaseModel) -> Record:
-            value = envelope(spec.require_event_type(), SOURCE, data, subject=key)
-            partition = partition_for(key, spec.partitions)
-            return Record(spec.name, partition, key.encode(), value.model_dump_json().encode())
+            value = envelope_json(spec.require_event_type(), SOURCE, data, subject=key)
+            return Record(spec.name, partition_for(key, spec.partitions), key.encode(), value)
 
         records += [event(PERSON_STATUS, k, s) for k, s in outbox.person_statuses.items()]
         records += [event(HOUSEHOLD_STATUS, k, s) for k, s in outbox.household_statuses.items()]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.contracts.events import envelope
+from services.contracts.events import envelope_json
 from services.contracts.topics import AREA_AGGREGATES
 from services.reporting.aggregates import area_aggregate
 from services.reporting.settings import ReportingSettings
@@ -75,14 +75,8 @@ class AreaPublisher:
                 area.survey_year, area.area_code, stored.counters, stored.as_of or datetime.now(UTC)
             )
             key = f"{area.survey_year}:{area.area_code}"
-            wrapped = envelope(AREA_AGGREGATES.require_event_type(), SOURCE, event, subject=key)
-            sent.append(
-                await producer.send(
-                    AREA_AGGREGATES.name,
-                    key=key.encode(),
-                    value=wrapped.model_dump_json().encode(),
-                )
-            )
+            value = envelope_json(AREA_AGGREGATES.require_event_type(), SOURCE, event, subject=key)
+            sent.append(await producer.send(AREA_AGGREGATES.name, key=key.encode(), value=value))
         await asyncio.gather(*sent)
         await self._store.published(dirty)
         self.published += len(dirty)

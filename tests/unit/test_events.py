@@ -11,6 +11,7 @@ from services.contracts.events import (
     VisitRecorded,
     content_id,
     envelope,
+    envelope_json,
 )
 from services.contracts.indicators import Dimension
 from services.contracts.records import BmnHousehold, parse_record
@@ -41,6 +42,16 @@ def test_envelope_round_trips_thai_text_as_utf8() -> None:
     assert {"specversion", "id", "type", "source", "time", "subject", "data"} <= orjson.loads(
         raw
     ).keys()
+
+
+def test_envelope_json_is_the_envelope_as_json() -> None:
+    record = parse_record(BmnHousehold, household())
+    at = datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=UTC)
+    raw = envelope_json(BMN_TYPE, "/ingest/CDD", record, subject=record.household_id, time=at)
+    wrapped = envelope(BMN_TYPE, "/ingest/CDD", record, subject=record.household_id, time=at)
+    assert Envelope[BmnHousehold].model_validate_json(raw) == wrapped
+    assert orjson.loads(raw) == orjson.loads(wrapped.model_dump_json())
+    assert "12/3 หมู่ 1".encode() in raw  # not \\u-escaped
 
 
 def test_consumers_ignore_unknown_fields() -> None:
