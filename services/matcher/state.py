@@ -12,6 +12,12 @@ A household record sends a membership to each member's person partition; a perso
 sends its facts back to every household the person is in. Every merge is order-independent
 (newest record by record order, latest welfare by welfare order, earliest death), so replays,
 duplicates and any interleaving end in the same state and send nothing new.
+
+States and internal messages are msgspec structs: the matcher reads, changes and writes several
+for every household, and pydantic's validation and copies took more time than the rules. The
+statuses it sends are the contracts' pydantic events; a state keeps the last one sent as its JSON
+(`Sent`), which is all a new status is compared with. Unknown fields are ignored when read
+(msgspec's default), so a field added later does not break a worker still on the older code.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
+import orjson
+from msgspec import field
+from msgspec.structs import replace
 
 from services.contracts.events import AgeBand, HouseholdStatus, PersonStatus, WelfareStatus
 from services.contracts.indicators import Dimension
@@ -41,15 +50,10 @@ from services.matcher.rules import (
     welfare_order,
 )
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
 # --- messages between the two kinds of partition -------------------------------------------
 
 
-class Membership(_Model):
+class Membership(msgspec.Struct, frozen=True, kw_only=True):
     """A household record's word to one member's person partition (key citizen_id)."""
 
     citizen_id: str
@@ -58,23 +62,21 @@ class Membership(_Model):
     order: RecordOrder
     present: bool
     village_code: str
-    deprivation: list[Dimension] = Field(default_factory=list)
-    failed: list[int] = Field(default_factory=list)
-    applicable: list[int] = Field(default_factory=list)
+    deprivation: list[Dimension] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    applicable: list[int] = field(default_factory=list)
     age_band: AgeBand | None = None
     disabled: bool = False
     chronic_patient: bool = False
     bedridden: bool = False
 
 
-class Facts(_Model):
+class Facts(msgspec.Struct, frozen=True, kw_only=True):
     """What a person partition knows of a person that their households need."""
 
     welfare: WelfareStatus | None = None
     welfare_order: WelfareOrder | None = None
-    registry_village: str | None = Field(
-        default=None, description="The latest registration's address, where welfare-only count"
-    )
+    registry_village: str | None = None  # the latest registration's address (welfare-only)
     death: date | None = None
 
     @property
@@ -95,7 +97,7 @@ class Facts(_Model):
         )
 
 
-class MemberFacts(_Model):
+class MemberFacts(msgspec.Struct, frozen=True, kw_only=True):
     """A person partition's facts, sent to one of the person's households (key household_id)."""
 
     household_id: str
@@ -107,14 +109,14 @@ class MemberFacts(_Model):
 # --- households ----------------------------------------------------------------------------
 
 
-class MemberAttributes(_Model):
+class MemberAttributes(msgspec.Struct, frozen=True, kw_only=True):
     age: int
     disabled: bool
     chronic_patient: bool
     bedridden: bool
 
 
-class HouseholdYear(_Model):
+class HouseholdYear(msgspec.Struct, frozen=True, kw_only=True):
     """One household in one survey year. `order` is None while only facts have arrived (a
     replay can bring a member's facts before the record that asked for them)."""
 
@@ -123,17 +125,17 @@ class HouseholdYear(_Model):
     source: Literal["bmn", "field"] = "bmn"
     house_no: str | None = None
     happiness_score: float | None = None
-    deprivation: list[Dimension] = Field(default_factory=list)
-    failed: list[int] = Field(default_factory=list)
-    applicable: list[int] = Field(default_factory=list)
-    members: dict[str, MemberAttributes] = Field(default_factory=dict)
-    left: list[str] = Field(default_factory=list, description="Members the newest record dropped")
-    facts: dict[str, Facts] = Field(default_factory=dict)
-    sent: HouseholdStatus | None = None
+    deprivation: list[Dimension] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    applicable: list[int] = field(default_factory=list)
+    members: dict[str, MemberAttributes] = field(default_factory=dict)
+    left: list[str] = field(default_factory=list)  # members the newest record dropped
+    facts: dict[str, Facts] = field(default_factory=dict)
+    sent: Sent | None = None
 
 
-class HouseholdState(_Model):
-    years: dict[int, HouseholdYear] = Field(default_factory=dict)
+class HouseholdState(msgspec.Struct, frozen=True, kw_only=True):
+    years: dict[int, HouseholdYear] = field(default_factory=dict)
 
 
 def on_household_record(
@@ -224,7 +226,8 @@ def resend_household(
     memberships = [
         m for year, y in state.years.items() for m in _memberships(household_id, year, y)
     ]
-    return memberships, [y.sent for y in state.years.values() if y.sent is not None]
+    statuses = [_sent_status(HouseholdStatus, y.sent) for y in state.years.values() if y.sent]
+    return memberships, statuses
 
 
 def on_member_facts(
@@ -235,7 +238,7 @@ def on_member_facts(
     facts = message.facts if known is None else known.merged(message.facts)
     if facts == known:
         return state, []
-    updated = year.model_copy(update={"facts": {**year.facts, message.citizen_id: facts}})
+    updated = replace(year, facts={**year.facts, message.citizen_id: facts})
     updated, statuses = _household_status(message.household_id, message.survey_year, updated)
     return HouseholdState(years={**state.years, message.survey_year: updated}), statuses
 
@@ -286,32 +289,49 @@ def _household_status(
     versioned = _versioned(state.sent, status)
     if versioned is None:
         return state, []
-    return state.model_copy(update={"sent": versioned}), [versioned]
+    sent, sendable = versioned
+    return replace(state, sent=sent), [sendable]
+
+
+class Sent(msgspec.Struct, frozen=True, kw_only=True):
+    """A status as last sent: its version and its JSON without the version, which is what a new
+    status is compared with, and the status again when it must be resent."""
+
+    version: int
+    content: msgspec.Raw
 
 
 StatusT = TypeVar("StatusT", HouseholdStatus, PersonStatus)
 
 
-def _versioned(previous: StatusT | None, status: StatusT) -> StatusT | None:
-    """`status` (built with version 1) with the next version, or None when it says nothing new."""
+def _versioned(previous: Sent | None, status: StatusT) -> tuple[Sent, StatusT] | None:
+    """`status` (built with version 1) with the next version, and what to remember of it; or
+    None when it says nothing new."""
+    content = status.model_dump_json(exclude={"version"}).encode()
     if previous is None:
-        return status
-    # Field by field rather than through a copy with version 1: this runs for every status of
-    # every transition, and pydantic's model_copy was a fifth of the rules' time.
-    now, before = status.__dict__, previous.__dict__
-    if all(now[name] == before[name] for name in now if name != "version"):
+        return Sent(version=1, content=msgspec.Raw(content)), status
+    if content == bytes(previous.content):
         return None
-    return status.model_copy(update={"version": previous.version + 1})
+    version = previous.version + 1
+    return (
+        Sent(version=version, content=msgspec.Raw(content)),
+        status.model_copy(update={"version": version}),
+    )
+
+
+def _sent_status(model: type[StatusT], sent: Sent) -> StatusT:
+    """The status `sent` remembers."""
+    return model.model_validate({**orjson.loads(bytes(sent.content)), "version": sent.version})
 
 
 # --- persons -------------------------------------------------------------------------------
 
 
-class PersonState(_Model):
-    facts: Facts = Facts()
+class PersonState(msgspec.Struct, frozen=True, kw_only=True):
+    facts: Facts = field(default_factory=Facts)
     # Memberships by "year:household_id", each the newest word of that household.
-    memberships: dict[str, Membership] = Field(default_factory=dict)
-    sent: dict[int, PersonStatus] = Field(default_factory=dict)
+    memberships: dict[str, Membership] = field(default_factory=dict)
+    sent: dict[int, Sent] = field(default_factory=dict)
 
 
 def on_membership(
@@ -321,7 +341,7 @@ def on_membership(
     old = state.memberships.get(key)
     if old is not None and old.order >= message.order:
         return state, [], []
-    updated = state.model_copy(update={"memberships": {**state.memberships, key: message}})
+    updated = replace(state, memberships={**state.memberships, key: message})
     updated, statuses = _person_statuses(message.citizen_id, updated, {message.survey_year})
     joined = message.present and (old is None or not old.present)
     facts = [_facts_for(message, updated.facts)] if joined else []
@@ -351,7 +371,7 @@ def _on_facts(
     facts = state.facts.merged(reported)
     if facts == state.facts:
         return state, [], []
-    updated = state.model_copy(update={"facts": facts})
+    updated = replace(state, facts=facts)
     # Every year the person has or had a status in, and the year the welfare may place them.
     years = {m.survey_year for m in state.memberships.values()} | set(state.sent)
     welfare_year = welfare_only_year(facts.welfare, facts.welfare_round)
@@ -363,7 +383,8 @@ def _on_facts(
 
 def resend_person(state: PersonState) -> tuple[list[PersonStatus], list[MemberFacts]]:
     """Everything the person's state has sent, sent again (see resend_household)."""
-    return list(state.sent.values()), _facts_to_households(state)
+    statuses = [_sent_status(PersonStatus, sent) for sent in state.sent.values()]
+    return statuses, _facts_to_households(state)
 
 
 def _facts_to_households(state: PersonState) -> list[MemberFacts]:
@@ -389,9 +410,11 @@ def _person_statuses(
         status = _person_status(citizen_id, year, state)
         versioned = None if status is None else _versioned(sent.get(year), status)
         if versioned is not None:
-            sent[year] = versioned
-            statuses.append(versioned)
-    return state.model_copy(update={"sent": sent}), statuses
+            sent[year], sendable = versioned
+            statuses.append(sendable)
+    if not statuses:
+        return state, []
+    return replace(state, sent=sent), statuses
 
 
 def _person_status(citizen_id: str, year: int, state: PersonState) -> PersonStatus | None:
@@ -404,9 +427,10 @@ def _person_status(citizen_id: str, year: int, state: PersonState) -> PersonStat
         welfare_only = _welfare_only_status(citizen_id, year, state.facts)
         if welfare_only is not None:
             return welfare_only
-        previous = state.sent.get(year)
-        if previous is None:
+        sent = state.sent.get(year)
+        if sent is None:
             return None
+        previous = _sent_status(PersonStatus, sent)
         return PersonStatus(
             citizen_id=citizen_id,
             survey_year=year,

@@ -23,11 +23,12 @@ from itertools import groupby
 from typing import Any, Generic, TypeVar, cast
 
 import faust
+import msgspec
 import orjson
 from faust.streams import _current_event  # Faust offers no public setter
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT, StoreT, TableT, TransportT
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from services.contracts.events import (
     DeadLetter,
@@ -78,8 +79,9 @@ _RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
-_MEMBERSHIPS = TypeAdapter(list[Membership])
-_FACTS = TypeAdapter(list[MemberFacts])
+_JSON = msgspec.json.Encoder()
+_MEMBERSHIPS = msgspec.json.Decoder(list[Membership])
+_FACTS = msgspec.json.Decoder(list[MemberFacts])
 # Parametrised once: pydantic looks a generic's parametrisation up on every subscription.
 _SURVEY = Envelope[BmnHousehold]
 _WELFARE = Envelope[WelfareRegistration]
@@ -87,6 +89,14 @@ _DEATH = Envelope[CivilEvent]
 
 StateT = TypeVar("StateT", HouseholdState, PersonState)
 ItemT = TypeVar("ItemT", Membership, MemberFacts)
+_STATE_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    model: msgspec.json.Decoder(model) for model in (HouseholdState, PersonState)
+}
+
+
+class UnreadableStateError(RuntimeError):
+    """A stored state this code cannot read: not the input's fault, so the batch fails and the
+    worker exits (code 70) instead of dead-lettering every input of that key."""
 
 
 class _Keys(Generic[StateT]):
@@ -95,6 +105,7 @@ class _Keys(Generic[StateT]):
     def __init__(self, table: TableT[bytes, bytes], model: type[StateT], partition: int) -> None:
         self._table = table
         self._model: type[StateT] = model
+        self._decoder = _STATE_DECODERS[model]
         self._partition = partition
         self._loaded: dict[str, StateT] = {}
         self._current: dict[str, StateT] = {}
@@ -102,7 +113,14 @@ class _Keys(Generic[StateT]):
     def get(self, key: str) -> StateT:
         if key not in self._current:
             stored = self._table.get(key.encode())
-            state = self._model() if stored is None else self._model.model_validate_json(stored)
+            try:
+                state = self._model() if stored is None else self._decoder.decode(stored)
+            except msgspec.DecodeError as error:
+                # The key is a citizen ID in the persons table: not in the message.
+                raise UnreadableStateError(
+                    f"a stored {self._model.__name__} in partition {self._partition} "
+                    f"is unreadable: {error}"
+                ) from None
             self._loaded[key] = self._current[key] = state
         return self._current[key]
 
@@ -121,7 +139,7 @@ class _Keys(Generic[StateT]):
         topic = self._table.changelog_topic.get_topic_name()
         for key, state in self._current.items():
             if state is not self._loaded[key]:
-                raw_key, value = key.encode(), state.model_dump_json().encode()
+                raw_key, value = key.encode(), _JSON.encode(state)
                 self._table.data[raw_key] = value
                 changelog.append(
                     _ChangelogEntry(self._table, topic, self._partition, raw_key, value)
@@ -145,13 +163,17 @@ def _by_partition(events: list[EventT[bytes]]) -> Iterator[list[EventT[bytes]]]:
 
 
 def _batched(
-    message: Any, value: bytes, outbox: Outbox, items: TypeAdapter[list[ItemT]], item: type[ItemT]
+    message: Any,
+    value: bytes,
+    outbox: Outbox,
+    items: msgspec.json.Decoder[list[ItemT]],
+    item: type[ItemT],
 ) -> list[ItemT]:
     """A batched internal message's items: read at once, or where that fails one by one, every
     unreadable item a dead letter of its own."""
     try:
-        return items.validate_json(value)
-    except ValueError:
+        return items.decode(value)
+    except msgspec.DecodeError:
         pass
     try:
         raw_items = orjson.loads(value)
@@ -163,8 +185,8 @@ def _batched(
     readable = []
     for raw_item in raw_items:
         try:
-            readable.append(item.model_validate(raw_item))
-        except ValueError as error:
+            readable.append(msgspec.convert(raw_item, item))
+        except msgspec.ValidationError as error:
             outbox.dead_letters.append(_dead_letter(message, orjson.dumps(raw_item), error))
     return readable
 
@@ -226,7 +248,7 @@ class Matcher:
             try:
                 state, statuses = on_member_facts(keys.get(facts.household_id), facts)
             except ValueError as error:
-                raw = facts.model_dump_json().encode()
+                raw = _JSON.encode(facts)
                 outbox.dead_letters.append(_dead_letter(message, raw, error))
                 continue
             keys.put(facts.household_id, state)
@@ -258,7 +280,7 @@ class Matcher:
             try:
                 key, (state, statuses, facts) = _person_transition(item, keys)
             except ValueError as error:
-                raw = item.model_dump_json().encode() if isinstance(item, Membership) else value
+                raw = _JSON.encode(item) if isinstance(item, Membership) else value
                 outbox.dead_letters.append(_dead_letter(message, raw, error))
                 continue
             keys.put(key, state)
@@ -277,11 +299,11 @@ class Matcher:
         records += [event(PERSON_STATUS, k, s) for k, s in outbox.person_statuses.items()]
         records += [event(HOUSEHOLD_STATUS, k, s) for k, s in outbox.household_statuses.items()]
         records += [
-            Record(MATCHER_MEMBERSHIPS.name, partition, None, _MEMBERSHIPS.dump_json(items))
+            Record(MATCHER_MEMBERSHIPS.name, partition, None, _JSON.encode(items))
             for partition, items in outbox.membership_messages()
         ]
         records += [
-            Record(MATCHER_MEMBER_FACTS.name, partition, None, _FACTS.dump_json(items))
+            Record(MATCHER_MEMBER_FACTS.name, partition, None, _JSON.encode(items))
             for partition, items in outbox.fact_messages()
         ]
         for letter in outbox.dead_letters:
