@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TypeVar
 
 from aiokafka.partitioner import murmur2
@@ -25,9 +26,12 @@ MAX_ITEMS_PER_MESSAGE = 1000
 ItemT = TypeVar("ItemT", Membership, MemberFacts)
 
 
+@lru_cache(maxsize=1 << 16)
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (Java's and aiokafka's) gives `key`: the one
-    whose inputs keyed by `key` already live there."""
+    whose inputs keyed by `key` already live there. Cached: aiokafka's murmur2 is pure Python,
+    and a batch asks for most keys two or three times (a member's membership, then their status;
+    a household's facts, then its status)."""
     hashed: int = murmur2(key.encode())
     return (hashed & 0x7FFFFFFF) % partitions
 

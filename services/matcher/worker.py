@@ -112,7 +112,7 @@ class _Keys(Generic[StateT]):
 
     def get(self, key: str) -> StateT:
         if key not in self._current:
-            stored = self._table.get(key.encode())
+            stored = self._table.data.get(key.encode())  # the store: the table's layers cost more
             try:
                 state = self._model() if stored is None else self._decoder.decode(stored)
             except msgspec.DecodeError as error:

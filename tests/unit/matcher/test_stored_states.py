@@ -11,13 +11,10 @@ from tests.synthetic import citizen_id
 
 
 class _Table:
-    """The part of a Faust table `_Keys.get` reads."""
+    """The part of a Faust table `_Keys.get` reads: its store."""
 
     def __init__(self, stored: dict[bytes, bytes]) -> None:
         self.data = stored
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
 
 
 def _keys(stored: dict[bytes, bytes]) -> _Keys[PersonState]:
