@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -381,7 +381,8 @@ def _dead_letter(message: Any, value: bytes, error: Exception) -> DeadLetter:
 
 
 class _RewindingConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer, also rewinding input partitions that have no committed offset.
+    """Faust's consumer, also rewinding input partitions that have no committed offset, and
+    reading no input partition at the end of a rebalance before Faust resumes its flow.
 
     While a new assignment is recovering, Faust's fetcher reads the paused input partitions too
     and drops what it read, so their positions move on. After recovery Faust seeks every
@@ -400,6 +401,36 @@ class _RewindingConsumer(faust_aiokafka.Consumer):
         if uncommitted:
             await self.seek_wait(uncommitted)
         return committed
+
+    # Input partitions resumed during a rebalance and held back: (generation, partitions).
+    _held: tuple[int, frozenset[TP]] | None = None
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        """Input partitions resumed during a rebalance wait for `resume_flow`.
+
+        At the end of a rebalance Faust resumes the input partitions, seeks them to their
+        committed offsets, and only then resumes flow control, which empties the streams'
+        queues; the consumer's flow already runs (it was resumed to read the changelogs). The
+        events fetched in between went with the queues, unprocessed, but counted as read: a
+        later fetch dropped them, and a commit passed over a single such offset (Faust's check
+        for a hole above the committed offset is off by one). Seen with two workers: one input
+        event lost at the rebalance. Held back until the flow resumes, after the queues were
+        emptied, these partitions are read from their committed offsets.
+        """
+        resumed = set(tps)
+        if self.app.rebalancing:
+            inputs = frozenset(tp for tp in resumed if not self._is_changelog_tp(tp))
+            if inputs:
+                self._held = (self.app.consumer_generation_id, inputs)
+                resumed -= inputs
+        super().resume_partitions(resumed)
+
+    def resume_flow(self) -> None:
+        super().resume_flow()
+        held, self._held = self._held, None
+        # Held in an earlier generation: the current one's recovery resumes its own partitions.
+        if held is not None and held[0] == self.app.consumer_generation_id:
+            super().resume_partitions(held[1])
 
 
 class _Transport(faust_aiokafka.Transport):

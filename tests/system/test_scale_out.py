@@ -3,7 +3,6 @@ consumer groups' partitions spread over the replicas."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
@@ -31,15 +30,6 @@ GROUP_INPUTS = {
 }
 
 
-# Open bug: with two matcher workers, about one run in five ends with one input event's effect
-# missing after the rebalance that the second worker's arrival starts (seen on
-# welfare.registrations.v1 partitions the first worker kept; likely Faust's handling of prefetched
-# events and acked-offset gaps at a rebalance, faust-streaming issues 221, 312, 318). Until it is
-# fixed, a failed run is reported as a warning and the scenario runs once more on a pipeline of
-# its own: the test fails when it fails twice in a row, whatever the cause.
-ATTEMPTS = 2
-
-
 def test_two_replicas_of_every_service_give_the_same_figures(
     population: Population,
     reference: Outcome,
@@ -49,27 +39,7 @@ def test_two_replicas_of_every_service_give_the_same_figures(
 ) -> None:
     """Two ingest (requests alternate), two matcher workers, two logbook APIs (the field
     team's writes alternate) with two logbook workers, and two reporting workers."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            _run_with_two_replicas(
-                population, reference, broker_pool, database_url, tmp_path / f"run-{attempt}"
-            )
-        except AssertionError as failure:
-            if attempt == ATTEMPTS:
-                raise
-            warnings.warn(f"scale-out run {attempt} failed (open bug?): {failure}", stacklevel=1)
-        else:
-            return
-
-
-def _run_with_two_replicas(
-    population: Population,
-    reference: Outcome,
-    broker_pool: BrokerPool,
-    database_url: str,
-    folder: Path,
-) -> None:
-    with Pipeline.open("scale-out", folder, broker_pool, database_url, replicas=2) as pipeline:
+    with Pipeline.open("scale-out", tmp_path, broker_pool, database_url, replicas=2) as pipeline:
         outcome = run_in_usual_order(pipeline, population)
         check_complete(pipeline, population, outcome)
         groups = {

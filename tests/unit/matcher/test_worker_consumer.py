@@ -1,0 +1,69 @@
+"""The matcher's Faust consumer at the end of a rebalance, in the order Faust's recovery calls it
+(`Recovery.on_recovery_completed`): resume the input partitions, seek them to their committed
+offsets, resume flow control (which empties the streams' queues), resume the consumer's flow.
+No broker is involved: these calls only change which partitions the fetcher may deliver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.types import TP
+
+from services.contracts.topics import (
+    CIVIL_EVENTS,
+    MATCHER_MEMBERSHIPS,
+    MATCHER_PERSON_STATE,
+    WELFARE_REGISTRATIONS,
+)
+from services.matcher.settings import MatcherSettings
+from services.matcher.worker import create_app
+
+INPUTS = {
+    TP(WELFARE_REGISTRATIONS.name, 5),
+    TP(CIVIL_EVENTS.name, 4),
+    TP(MATCHER_MEMBERSHIPS.name, 3),
+}
+CHANGELOGS = {TP(MATCHER_PERSON_STATE.name, 5)}
+
+
+def _assigned_and_paused() -> tuple[Any, Any]:
+    """A worker's app and consumer as Faust leaves them once partitions are assigned: every
+    assigned partition paused, a rebalance in progress."""
+    app = create_app(MatcherSettings(kafka_bootstrap_servers="127.0.0.1:9", store="memory://"))
+    consumer = app.consumer
+    consumer.pause_partitions(INPUTS | CHANGELOGS)
+    app.rebalancing = True
+    app.consumer_generation_id = 2
+    return app, consumer
+
+
+def _delivering(consumer: Any) -> set[TP]:
+    # The partitions whose fetched records the consumer hands to the streams.
+    return set(consumer._get_active_partitions())
+
+
+def test_input_partitions_resumed_at_the_end_of_a_rebalance_wait_until_the_flow_resumes() -> None:
+    app, consumer = _assigned_and_paused()
+    consumer.resume_partitions(INPUTS | CHANGELOGS)
+    # Before the seek and before flow control empties the queues: nothing read from the inputs.
+    assert _delivering(consumer) == CHANGELOGS
+    app.flow_control.resume()
+    consumer.resume_flow()
+    assert _delivering(consumer) == INPUTS | CHANGELOGS
+
+
+def test_input_partitions_held_in_an_earlier_generation_are_not_resumed() -> None:
+    # Another rebalance started between the resumption and the flow's: that generation's
+    # recovery resumes (and holds back) the partitions it assigns itself.
+    app, consumer = _assigned_and_paused()
+    consumer.resume_partitions(INPUTS)
+    app.consumer_generation_id = 3
+    consumer.resume_flow()
+    assert _delivering(consumer) == set()
+
+
+def test_partitions_resumed_outside_a_rebalance_are_resumed_at_once() -> None:
+    app, consumer = _assigned_and_paused()
+    app.rebalancing = False
+    consumer.resume_partitions(INPUTS)
+    assert _delivering(consumer) == INPUTS
