@@ -226,8 +226,8 @@ def resend_household(
     memberships = [
         m for year, y in state.years.items() for m in _memberships(household_id, year, y)
     ]
-    statuses = [_sent_status(HouseholdStatus, y.sent) for y in state.years.values() if y.sent]
-    return memberships, statuses
+    sent = [y.sent for y in state.years.values() if y.sent is not None]
+    return memberships, [_sent_status(HouseholdStatus, s) for s in sent]
 
 
 def on_member_facts(

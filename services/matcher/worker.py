@@ -89,9 +89,6 @@ _DEATH = Envelope[CivilEvent]
 
 StateT = TypeVar("StateT", HouseholdState, PersonState)
 ItemT = TypeVar("ItemT", Membership, MemberFacts)
-_STATE_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
-    model: msgspec.json.Decoder(model) for model in (HouseholdState, PersonState)
-}
 
 
 class UnreadableStateError(RuntimeError):
@@ -105,7 +102,7 @@ class _Keys(Generic[StateT]):
     def __init__(self, table: TableT[bytes, bytes], model: type[StateT], partition: int) -> None:
         self._table = table
         self._model: type[StateT] = model
-        self._decoder = _STATE_DECODERS[model]
+        self._decoder: msgspec.json.Decoder[StateT] = msgspec.json.Decoder(model)
         self._partition = partition
         self._loaded: dict[str, StateT] = {}
         self._current: dict[str, StateT] = {}
