@@ -57,12 +57,13 @@ schemas: venv ## write the JSON Schemas (docs/schemas/) and example requests (do
 	$(PY) -m services.contracts schemas docs/schemas
 	$(PY) -m services.ingest examples docs/examples
 
-bench: venv ## benchmarks against the local stack; results in bench/results/
+bench: venv ## benchmarks (about 90 min, the national-scale refresh most of it); results in bench/results/
 	$(PY) -m deploy.local up --infra-only
 	$(PY) -m bench.ingest
 	$(PY) -m bench.matcher
 	$(PY) -m bench.logbook
 	$(PY) -m bench.reporting
+	$(PY) -m bench.refresh
 
 lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
 	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet --disable-pip-version-check uv

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import asyncpg
 import httpx
 import orjson
 
-from deploy.local import stack
+from deploy.local import postgres_cluster, stack
 from deploy.local.layout import CACHE_ENV, HOME_ENV, StackLayout
 from deploy.local.ports import any_free_port
 
@@ -57,6 +58,15 @@ def fresh_stack(home: Path) -> Iterator[dict[str, str]]:
         }
     finally:
         stack.down(layout, env, stack.INFRASTRUCTURE)
+        remove_postgres_data(layout)
+
+
+def remove_postgres_data(layout: StackLayout) -> None:
+    """A throwaway stack's PostgreSQL data: when root runs the stack, the server's user cannot
+    enter a private temporary home and the data is kept in /var/tmp instead."""
+    data = postgres_cluster.data_folder(layout, postgres_cluster.server_user(create=False))
+    if not data.is_relative_to(layout.local):
+        shutil.rmtree(data, ignore_errors=True)
 
 
 async def fresh_database(database_url: str, name: str) -> str:
@@ -166,6 +176,42 @@ class KeepAliveGets:
             return int(lines[0].split(" ", 2)[1]), body
         finally:
             self._idle.put_nowait((reader, writer))
+
+
+class AreasSeen:
+    """The latest `area` event of each followed area on reporting's /v1/stream."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.changed = asyncio.Condition()
+        self.ready = asyncio.Event()
+
+    async def follow(self, client: httpx.AsyncClient, year: int, areas: list[str]) -> None:
+        params = {"year": str(year), "areas": ",".join(areas)}
+        async with client.stream("GET", "/v1/stream", params=params) as response:
+            response.raise_for_status()
+            kind = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: ") and kind == "area":
+                    data = orjson.loads(line.removeprefix("data: "))
+                    async with self.changed:
+                        self.latest[data["area_code"]] = data
+                        self.changed.notify_all()
+                elif line.startswith("data: ") and kind == "ready":
+                    self.ready.set()
+
+    def figure(self, area: str, read: Callable[[dict[str, Any]], int]) -> int:
+        """`read` of the area's latest event; 0 before any."""
+        data = self.latest.get(area)
+        return 0 if data is None else read(data)
+
+    async def until(self, area: str, read: Callable[[dict[str, Any]], int], value: int) -> None:
+        """Returns once an event of the area has `read` equal to `value` (at once if the latest
+        has)."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.figure(area, read) == value)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -28,11 +28,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 from kafka import KafkaProducer
 from pydantic import BaseModel
 
 from bench.common import (
+    AreasSeen,
     KeepAliveGets,
     fresh_database,
     fresh_stack,
@@ -256,33 +256,10 @@ async def area_latency(
     return by_level
 
 
-class VisitsSeen:
-    """The visits of each followed village as the stream last told them."""
-
-    def __init__(self) -> None:
-        self.visits: dict[str, int] = {}
-        self.changed = asyncio.Condition()
-        self.ready = asyncio.Event()
-
-    async def follow(self, client: httpx.AsyncClient, villages: list[str]) -> None:
-        params = {"year": str(SURVEY_YEAR), "areas": ",".join(villages)}
-        async with client.stream("GET", "/v1/stream", params=params) as response:
-            response.raise_for_status()
-            kind = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    kind = line.removeprefix("event: ")
-                elif line.startswith("data: ") and kind == "area":
-                    data = orjson.loads(line.removeprefix("data: "))
-                    async with self.changed:
-                        self.visits[data["area_code"]] = data["progress"]["visits"]
-                        self.changed.notify_all()
-                elif line.startswith("data: ") and kind == "ready":
-                    self.ready.set()
-
-    async def more_than(self, village: str, visits: int) -> None:
-        async with self.changed:
-            await self.changed.wait_for(lambda: self.visits.get(village, 0) > visits)
+def visits(data: dict[str, Any]) -> int:
+    """Visits in an area event's progress figures."""
+    count: int = data["progress"]["visits"]
+    return count
 
 
 async def write_to_event(
@@ -295,7 +272,7 @@ async def write_to_event(
     """One visit at a time through the logbook's API, to the `area` event of its village on
     /v1/stream; returns those latencies and the POSTs' own, in ms."""
     rng = random.Random(11)  # noqa: S311 (pauses)
-    seen = VisitsSeen()
+    seen = AreasSeen()
     villages = sorted({c.village_code for c in cases})
     headers = {"authorization": f"Bearer {token}"}
     to_event: list[float] = []
@@ -304,12 +281,12 @@ async def write_to_event(
         httpx.AsyncClient(base_url=reporting_url, timeout=_STREAM_TIMEOUT) as stream_client,
         httpx.AsyncClient(base_url=logbook_url, timeout=30, headers=headers) as logbook,
     ):
-        reader = asyncio.create_task(seen.follow(stream_client, villages))
+        reader = asyncio.create_task(seen.follow(stream_client, SURVEY_YEAR, villages))
         try:
             await asyncio.wait_for(seen.ready.wait(), 60)
             for index in range(writes):
                 case = cases[index % len(cases)]
-                before = seen.visits.get(case.village_code, 0)
+                before = seen.figure(case.village_code, visits)
                 started = time.perf_counter()
                 response = await logbook.post(
                     f"/v1/cases/{case_id(case.household_id, SURVEY_YEAR)}/visits",
@@ -317,7 +294,7 @@ async def write_to_event(
                 )
                 posts.append((time.perf_counter() - started) * 1000)
                 response.raise_for_status()
-                await asyncio.wait_for(seen.more_than(case.village_code, before), 30)
+                await asyncio.wait_for(seen.until(case.village_code, visits, before + 1), 30)
                 to_event.append((time.perf_counter() - started) * 1000)
                 await asyncio.sleep(rng.uniform(0.1, 0.3))
         finally:

@@ -15,8 +15,8 @@ from pathlib import Path
 from deploy.local.connection_files import read_credentials
 from deploy.local.layout import StackLayout
 from tools.demo.check import check
-from tools.demo.files import FORMATS, Format, read_manifest
-from tools.demo.generate import Request, expand_provinces, generate
+from tools.demo.files import FORMATS, Format
+from tools.demo.generate import Request, already_generated, expand_provinces, generate
 from tools.demo.load import LoadError, ingest_access, load
 from tools.demo.published import DEFAULT_DATA_DIR, MissingDataError, province_codes
 from tools.demo.settle import NotSettledError, wait_until_settled
@@ -162,20 +162,6 @@ def _load_folder(folder: Path, url: str, keys: dict[str, str], records_per_reque
     return 1 if any(r.rejected for r in results.values()) else 0
 
 
-def _already_generated(request: Request) -> bool:
-    try:
-        made = read_manifest(request.out)
-    except (FileNotFoundError, ValueError):
-        return False
-    wanted = (list(request.provinces), request.scale, request.seed, request.file_format)
-    return (
-        made.get("provinces"),
-        made.get("scale"),
-        made.get("seed"),
-        made.get("format"),
-    ) == wanted
-
-
 def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     request = _request(args)
@@ -184,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
     stack = (
         subprocess.Popen([sys.executable, "-m", "deploy.local", "up"]) if args.start_stack else None
     )
-    if _already_generated(request):
+    if already_generated(request):
         _report(f"using the population already generated in {request.out}")
     else:
         generate(request, _report)

@@ -15,7 +15,7 @@ from typing import Any
 
 from services.contracts.areas import area
 from tools.demo.calibration import format_mask, scaled
-from tools.demo.files import Format, RecordFiles, write_manifest
+from tools.demo.files import Format, RecordFiles, read_manifest, write_manifest
 from tools.demo.population import SURVEY_YEAR, DistrictPopulation, generate_district
 from tools.demo.published import (
     GAZETTEER_FILE,
@@ -136,3 +136,18 @@ def expand_provinces(values: Iterable[str], every: list[str]) -> tuple[str, ...]
                     raise ValueError(msg)
                 chosen.append(code)
     return tuple(dict.fromkeys(chosen))
+
+
+def already_generated(request: Request) -> bool:
+    """Whether `request.out` already holds the population `request` asks for (its manifest)."""
+    try:
+        made = read_manifest(request.out)
+    except (FileNotFoundError, ValueError):
+        return False
+    wanted = (list(request.provinces), request.scale, request.seed, request.file_format)
+    return (
+        made.get("provinces"),
+        made.get("scale"),
+        made.get("seed"),
+        made.get("format"),
+    ) == wanted
