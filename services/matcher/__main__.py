@@ -6,6 +6,7 @@ python -m services.matcher setup-local PATH  nothing to set up: its state lives 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from faust.worker import Worker
 from services.contracts.logs import json_handler
 from services.contracts.process import freeze_startup_heap
 from services.matcher.settings import MatcherSettings
-from services.matcher.worker import create_app
+from services.matcher.worker import MatcherConsumer, create_app
 
 
 class _Worker(Worker):
@@ -31,6 +32,16 @@ class _Worker(Worker):
     def _setup_logging(self) -> None:
         super()._setup_logging()
         logging.getLogger().setLevel(self._level)
+
+    async def _cry(self) -> None:
+        """`kill -USR1`: every asyncio task's stack and what the consumer fetches, for a worker
+        that seems stuck (docs/operations.md). Mode's own dump would print the frames' local
+        variables, citizen IDs among them; task stacks are code lines only."""
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        consumer = self.app.consumer
+        if isinstance(consumer, MatcherConsumer):
+            logging.getLogger(__name__).warning("fetch state", extra=consumer.fetch_state())
 
 
 def main(argv: list[str]) -> int:

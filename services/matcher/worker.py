@@ -377,7 +377,7 @@ def _dead_letter(message: Any, value: bytes, error: Exception) -> DeadLetter:
     )
 
 
-class _RewindingConsumer(faust_aiokafka.Consumer):
+class MatcherConsumer(faust_aiokafka.Consumer):
     """Faust's consumer, also rewinding input partitions that have no committed offset, and
     reading no input partition at the end of a rebalance before Faust resumes its flow.
 
@@ -429,9 +429,29 @@ class _RewindingConsumer(faust_aiokafka.Consumer):
         if held is not None and held[0] == self.app.consumer_generation_id:
             super().resume_partitions(held[1])
 
+    def fetch_state(self) -> dict[str, Any]:
+        """Which partitions the fetcher reads, and what keeps the others back (Faust's own
+        bookkeeping): for an operator looking at a worker that seems stuck."""
+
+        def by_topic(tps: Iterable[TP] | None) -> dict[str, list[int]]:
+            found: dict[str, list[int]] = {}
+            for tp in sorted(tps or ()):
+                found.setdefault(tp.topic, []).append(tp.partition)
+            return found
+
+        return {
+            "generation": self.app.consumer_generation_id,
+            "rebalancing": self.app.rebalancing,
+            "flow_active": self.flow_active,
+            "fetched": by_topic(self._active_partitions),
+            "paused": by_topic(self._paused_partitions),
+            "buffer_full": by_topic(self._buffered_partitions),
+            "held_until_flow_resumes": by_topic(self._held[1] if self._held else None),
+        }
+
 
 class _Transport(faust_aiokafka.Transport):
-    Consumer = _RewindingConsumer
+    Consumer = MatcherConsumer
 
 
 class _App(faust.App):

@@ -337,6 +337,19 @@ class Service:
             self.process.kill()
             self.process.wait(10)
 
+    def dump(self, size: int = 12_000) -> str:
+        """What a Faust worker is doing (SIGUSR1: its tasks' stacks and the partitions it
+        fetches, written to its log), for a stalled pipeline's failure message."""
+        if not self.alive:
+            return ""
+        assert self.process is not None
+        written = self.log.stat().st_size
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(3)
+        with self.log.open("rb") as log:
+            log.seek(written)
+            return mask_text(log.read().decode(errors="replace")[-size:])
+
     def log_tail(self, size: int = 3000) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return mask_text(text[-size:])
@@ -983,9 +996,14 @@ class Pipeline:
             if snapshot != previous:
                 last_change = now
             if now - last_change > STALL_SECONDS:
+                dumps = "".join(
+                    f"\n{service.name} (SIGUSR1):\n{service.dump()}"
+                    for service in self.services.values()
+                    if service.argv[0] == "services.matcher"
+                )
                 raise PipelineError(
                     f"{self.name} stalled: nothing moved for {STALL_SECONDS} s: {self._state()}"
-                    f"\n{self._warnings()}"
+                    f"\n{self._warnings()}{dumps}"
                 )
             if now - started > timeout:
                 raise PipelineError(

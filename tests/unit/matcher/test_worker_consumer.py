@@ -67,3 +67,20 @@ def test_partitions_resumed_outside_a_rebalance_are_resumed_at_once() -> None:
     app.rebalancing = False
     consumer.resume_partitions(INPUTS)
     assert _delivering(consumer) == INPUTS
+
+
+def test_the_fetch_state_says_which_partitions_are_read_and_which_are_held_back() -> None:
+    app, consumer = _assigned_and_paused()
+    consumer.resume_partitions(INPUTS | CHANGELOGS)
+    state = consumer.fetch_state()
+    assert state["generation"] == 2
+    assert state["rebalancing"] is True
+    assert state["fetched"] == {MATCHER_PERSON_STATE.name: [5]}
+    assert state["held_until_flow_resumes"] == {
+        WELFARE_REGISTRATIONS.name: [5],
+        CIVIL_EVENTS.name: [4],
+        MATCHER_MEMBERSHIPS.name: [3],
+    }
+    app.flow_control.resume()
+    consumer.resume_flow()
+    assert consumer.fetch_state()["held_until_flow_resumes"] == {}
