@@ -178,6 +178,19 @@ class KeepAliveGets:
             self._idle.put_nowait((reader, writer))
 
 
+async def timed_gets(url: str, paths: list[str], rate: float, connections: int) -> list[float]:
+    """GET each path in turn at `rate` per second (open loop) over keep-alive connections; each
+    one's latency in ms. Any answer but 200 ends the run."""
+    async with KeepAliveGets(url, connections) as client:
+
+        async def get(index: int) -> None:
+            status, body = await client.get(paths[index])
+            if status != 200:
+                raise SystemExit(f"GET {paths[index]}: {status} {body[:200]!r}")
+
+        return await open_loop(get, rate, len(paths))
+
+
 class AreasSeen:
     """The latest `area` event of each followed area on reporting's /v1/stream."""
 

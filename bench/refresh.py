@@ -44,11 +44,10 @@ from kafka import KafkaConsumer
 
 from bench.common import (
     AreasSeen,
-    KeepAliveGets,
     latency_summary,
     machine,
-    open_loop,
     remove_postgres_data,
+    timed_gets,
     write_results,
 )
 from bench.matcher import latest_value_bytes, total
@@ -504,14 +503,7 @@ async def read_latency(url: str, province: str, rate: float, seconds: float) -> 
         code = codes[level][index * 7919 % len(codes[level])]
         suffix = "/children" if index % 2 else ""
         paths.append(f"/v1/areas/{code}{suffix}?year={SURVEY_YEAR}")
-    async with KeepAliveGets(url, connections=50) as gets:
-
-        async def get(index: int) -> None:
-            status, body = await gets.get(paths[index])
-            if status != 200:
-                raise SystemExit(f"GET {paths[index]}: {status} {body[:200]!r}")
-
-        latencies = await open_loop(get, rate, len(paths))
+    latencies = await timed_gets(url, paths, rate, connections=50)
     return {
         "rate_per_second": rate,
         "area": latency_summary(latencies[0::2]),

@@ -33,14 +33,13 @@ from pydantic import BaseModel
 
 from bench.common import (
     AreasSeen,
-    KeepAliveGets,
     fresh_database,
     fresh_stack,
     latency_summary,
     machine,
-    open_loop,
     start_service,
     stop,
+    timed_gets,
     write_results,
 )
 from bench.logbook import create_users, load, statuses
@@ -242,14 +241,7 @@ async def area_latency(
     warm_up = int(rate * WARM_UP_SECONDS)
     levels = [LEVELS[i % len(LEVELS)] for i in range(warm_up + int(rate * seconds))]
     paths = [f"/v1/areas/{rng.choice(codes[level])}?year={SURVEY_YEAR}" for level in levels]
-    async with KeepAliveGets(url, connections=100) as client:
-
-        async def get(index: int) -> None:
-            status, body = await client.get(paths[index])
-            if status != 200:
-                raise SystemExit(f"GET {paths[index]}: {status} {body[:200]!r}")
-
-        latencies = await open_loop(get, rate, len(paths))
+    latencies = await timed_gets(url, paths, rate, connections=100)
     by_level: dict[str, list[float]] = {level: [] for level in LEVELS}
     for level, latency in list(zip(levels, latencies, strict=True))[warm_up:]:
         by_level[level].append(latency)
