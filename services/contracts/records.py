@@ -43,6 +43,7 @@ BE_OFFSET = 543
 _FIRST_PLAUSIBLE_BE_YEAR = 2500
 _LAST_PLAUSIBLE_BE_YEAR = 2700
 MAX_MEMBERS = 100
+HOUSE_NO_MAX_LENGTH = 40
 
 # parse_record passes this context; it turns on the unknown-field check.
 _DOOR_CONTEXT = {"forbid_unknown_fields": True}
@@ -229,7 +230,7 @@ class BmnHousehold(RecordModel):
     )
     survey_year: SurveyYear = Field(description="Buddhist Era, e.g. 2561")
     village_code: VillageCode = Field(description="8-digit DOPA village code PPDDSSVV")
-    house_no: str | None = Field(default=None, min_length=1, max_length=40)
+    house_no: str | None = Field(default=None, min_length=1, max_length=HOUSE_NO_MAX_LENGTH)
     surveyed_on: IsoDate | None = None
     income_per_capita_baht: float | None = Field(default=None, ge=0, le=100_000_000)
     happiness_score: float | None = Field(default=None, ge=0, le=10)

@@ -46,6 +46,7 @@ from services.contracts.indicators import (
     IndicatorSet,
     indicator_set_for,
 )
+from services.contracts.records import HOUSE_NO_MAX_LENGTH
 from services.matcher.rules import ELDERLY_AGE
 from tools.demo.calibration import POOR_SETS, DistrictTarget
 from tools.demo.citizen_ids import synthetic_citizen_id
@@ -1211,7 +1212,7 @@ class _Records:
         return DemoHousehold(
             household_id=f"demo-{village.code}-{house:05d}",
             village_code=village.code,
-            house_no=f"{house} หมู่ {moo}" + (f" {village.name}" if village.name else ""),
+            house_no=house_no(house, moo, village.name),
             surveyed_on=_SURVEY_START + timedelta(days=rng.randrange(_SURVEY_DAYS)),
             income_per_capita_baht=income,
             happiness_score=round(min(10.0, max(0.0, rng.gauss(8.4, 1.1))), 1),
@@ -1247,3 +1248,11 @@ class _Records:
             ),
             died_on=died_on,
         )
+
+
+def house_no(house: int, moo: int, village_name: str | None) -> str:
+    """The address line, with the village's name when it fits the survey record's limit (some
+    names are longer than the whole line may be)."""
+    line = f"{house} หมู่ {moo}"
+    named = f"{line} {village_name}" if village_name else line
+    return named if len(named) <= HOUSE_NO_MAX_LENGTH else line
