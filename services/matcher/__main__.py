@@ -38,10 +38,23 @@ class _Worker(Worker):
         that seems stuck (docs/operations.md). Mode's own dump would print the frames' local
         variables, citizen IDs among them; task stacks are code lines only."""
         for task in asyncio.all_tasks():
-            task.print_stack(file=sys.stderr)
+            print(f"task {task.get_name()}:", *_awaiting(task), sep="\n  ", file=sys.stderr)
         consumer = self.app.consumer
         if isinstance(consumer, MatcherConsumer):
             logging.getLogger(__name__).warning("fetch state", extra=consumer.fetch_state())
+
+
+def _awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task waits: each coroutine in its chain of awaits, outermost first (a task's own
+    stack shows only the outermost)."""
+    lines = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is not None:
+            lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    return lines
 
 
 def main(argv: list[str]) -> int:
