@@ -101,15 +101,29 @@ def start_service(
             stderr=out,
         )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+    if wait_ready(url):
+        return process, url
     process.kill()
     raise SystemExit(f"{name} did not become ready; see {log}")
+
+
+def wait_ready(url: str, seconds: float = 60) -> bool:
+    """Whether the service at `url` answers 200 on /readyz within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -189,6 +203,12 @@ async def timed_gets(url: str, paths: list[str], rate: float, connections: int) 
                 raise SystemExit(f"GET {paths[index]}: {status} {body[:200]!r}")
 
         return await open_loop(get, rate, len(paths))
+
+
+def visits(data: dict[str, Any]) -> int:
+    """Visits in an area event's progress figures."""
+    count: int = data["progress"]["visits"]
+    return count
 
 
 class AreasSeen:

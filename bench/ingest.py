@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from bench.common import (
     local_stack_env,
     machine,
     open_loop,
+    peak_rss_mb,
     start_service,
     stop,
     write_results,
@@ -60,13 +60,6 @@ def households(count: int, run: str) -> Iterator[bytes]:
             "members": members,
         }
         yield orjson.dumps(record) + b"\n"
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def stream_upload(

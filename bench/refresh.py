@@ -46,8 +46,11 @@ from bench.common import (
     AreasSeen,
     latency_summary,
     machine,
+    peak_rss_mb,
     remove_postgres_data,
     timed_gets,
+    visits,
+    wait_ready,
     write_results,
 )
 from bench.matcher import latest_value_bytes, total
@@ -154,7 +157,8 @@ def platform(home: Path, workers: int) -> Iterator[Platform]:
             )
         running = Platform(layout, service_env, read_credentials(layout.credentials_file), extra)
         for service in ("ingest", "logbook", "reporting"):
-            _wait_ready(running.url(service))
+            if not wait_ready(running.url(service)):
+                raise SystemExit(f"{service} did not become ready; see {layout.logs}")
         yield running
     finally:
         for process in extra.values():
@@ -170,15 +174,6 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen(  # noqa: S603 (a service of this repository)
             [sys.executable, "-m", *argv], env=env, stdout=out, stderr=out
         )
-
-
-def _wait_ready(url: str) -> None:
-    for _ in range(300):
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not become ready")
 
 
 # -- the population ------------------------------------------------------------------------
@@ -219,11 +214,6 @@ def national_figures() -> dict[str, int]:
 
 def target_persons(data: dict[str, Any]) -> int:
     count: int = data["target_persons"]
-    return count
-
-
-def visits(data: dict[str, Any]) -> int:
-    count: int = data["progress"]["visits"]
     return count
 
 
@@ -395,13 +385,6 @@ def cpu_seconds(pid: int) -> float:
             if int(stat[1]) == pid:
                 live_children += sum(int(v) for v in stat[11:13])
     return (ticks + live_children) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 async def full_refresh(
@@ -602,7 +585,7 @@ def run(
         pids = running.processes()
         result["cpu_seconds"] = {name: round(cpu_seconds(pid), 1) for name, pid in pids.items()}
         result["peak_rss_mb"] = {
-            name: peak_rss_mb(pid) for name, pid in pids.items() if name != "postgres"
+            name: round(peak_rss_mb(pid), 1) for name, pid in pids.items() if name != "postgres"
         }
         print(f"  reads at {args.read_rate:g}/s…", flush=True)
         result["read_api_ms"] = asyncio.run(

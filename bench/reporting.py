@@ -40,6 +40,7 @@ from bench.common import (
     start_service,
     stop,
     timed_gets,
+    visits,
     write_results,
 )
 from bench.logbook import create_users, load, statuses
@@ -246,12 +247,6 @@ async def area_latency(
     for level, latency in list(zip(levels, latencies, strict=True))[warm_up:]:
         by_level[level].append(latency)
     return by_level
-
-
-def visits(data: dict[str, Any]) -> int:
-    """Visits in an area event's progress figures."""
-    count: int = data["progress"]["visits"]
-    return count
 
 
 async def write_to_event(
