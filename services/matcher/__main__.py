@@ -34,9 +34,9 @@ class _Worker(Worker):
         logging.getLogger().setLevel(self._level)
 
     async def _cry(self) -> None:
-        """`kill -USR1`: every asyncio task's stack and what the consumer fetches, for a worker
-        that seems stuck (docs/operations.md). Mode's own dump would print the frames' local
-        variables, citizen IDs among them; task stacks are code lines only."""
+        """`kill -USR1`: where every asyncio task waits and what the consumer fetches, for a
+        worker that seems stuck (docs/operations.md). Mode's own dump would print the frames'
+        local variables, citizen IDs among them; this prints code locations only."""
         for task in asyncio.all_tasks():
             print(f"task {task.get_name()}:", *_awaiting(task), sep="\n  ", file=sys.stderr)
         consumer = self.app.consumer

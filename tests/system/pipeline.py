@@ -338,7 +338,7 @@ class Service:
             self.process.wait(10)
 
     def dump(self, size: int = 12_000) -> str:
-        """What a Faust worker is doing (SIGUSR1: its tasks' stacks and the partitions it
+        """What a Faust worker is doing (SIGUSR1: where its tasks wait and the partitions it
         fetches, written to its log), for a stalled pipeline's failure message."""
         if not self.alive:
             return ""
