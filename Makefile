@@ -57,7 +57,7 @@ schemas: venv ## write the JSON Schemas (docs/schemas/) and example requests (do
 	$(PY) -m services.contracts schemas docs/schemas
 	$(PY) -m services.ingest examples docs/examples
 
-bench: venv ## benchmarks (about 90 min, the national-scale refresh most of it); results in bench/results/
+bench: venv ## benchmarks (the national-scale refresh alone took 54 min here); results in bench/results/
 	$(PY) -m deploy.local up --infra-only
 	$(PY) -m bench.ingest
 	$(PY) -m bench.matcher
