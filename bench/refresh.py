@@ -86,7 +86,7 @@ LEVELS = ("province", "district", "subdistrict", "village")
 class Timeline:
     """What the sampler saw, in seconds from the start of the load."""
 
-    samples: list[tuple[float, Progress]] = field(default_factory=list)
+    last: Progress | None = None  # the sampler's last reading
     loaded: float | None = None  # ingest answered the last request
     matched: float | None = None  # then the matcher had committed every input
     settled: float | None = None  # then reporting had applied everything, twice in a row
@@ -355,7 +355,7 @@ def sample(
         while timeline.settled is None:
             progress = watcher.progress()
             now = time.perf_counter() - started
-            timeline.samples.append((now, progress))
+            timeline.last = progress
             if timeline.loaded is not None:
                 # Every survey committed: the probes stop (their own records keep the lag above
                 # 0), and the matcher is done once the rest of its inputs are.
@@ -440,7 +440,7 @@ def stage_figures(running: Platform, timeline: Timeline, households: int) -> dic
     consumer = KafkaConsumer(bootstrap_servers=running.bootstrap)
     statuses = total(consumer, PERSON_STATUS) + total(consumer, HOUSEHOLD_STATUS)
     consumer.close()
-    inputs = sum(timeline.samples[-1][1].input_ends)
+    inputs = sum(timeline.last.input_ends) if timeline.last else 0
     return {
         "households": households,
         "records_accepted": accepted,
