@@ -6,7 +6,6 @@ python -m services.matcher setup-local PATH  nothing to set up: its state lives 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -18,7 +17,7 @@ from faust.worker import Worker
 from services.contracts.logs import json_handler
 from services.contracts.process import freeze_startup_heap
 from services.matcher.settings import MatcherSettings
-from services.matcher.worker import MatcherConsumer, create_app
+from services.matcher.worker import MatcherConsumer, create_app, task_waits
 
 
 class _Worker(Worker):
@@ -37,24 +36,11 @@ class _Worker(Worker):
         """`kill -USR1`: where every asyncio task waits and what the consumer fetches, for a
         worker that seems stuck (docs/operations.md). Mode's own dump would print the frames'
         local variables, citizen IDs among them; this prints code locations only."""
-        for task in asyncio.all_tasks():
-            print(f"task {task.get_name()}:", *_awaiting(task), sep="\n  ", file=sys.stderr)
+        for name, chain in task_waits().items():
+            print(f"task {name}:", *chain, sep="\n  ", file=sys.stderr)
         consumer = self.app.consumer
         if isinstance(consumer, MatcherConsumer):
             logging.getLogger(__name__).warning("fetch state", extra=consumer.fetch_state())
-
-
-def _awaiting(task: asyncio.Task[Any]) -> list[str]:
-    """Where a task waits: each coroutine in its chain of awaits, outermost first (a task's own
-    stack shows only the outermost)."""
-    lines = []
-    awaited: Any = task.get_coro()
-    while awaited is not None:
-        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
-        if frame is not None:
-            lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
-        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
-    return lines
 
 
 def main(argv: list[str]) -> int:

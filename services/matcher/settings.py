@@ -29,4 +29,10 @@ class MatcherSettings(PlatformSettings):
         default=1000, description="Most input events an agent takes and applies at once"
     )
     batch_seconds: float = Field(default=0.2, description="How long an agent waits to fill a batch")
+    stall_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="An agent with records waiting that finishes no batch for this long makes "
+        "the worker exit (code 75) for its supervisor to restart it; 0 turns this off",
+    )
     log_level: str = "INFO"

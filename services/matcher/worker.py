@@ -13,8 +13,11 @@ its keys' state has sent, again: identical messages, which consumers recognise.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import os
+import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +54,7 @@ from services.contracts.topics import (
     WELFARE_REGISTRATIONS,
     TopicSpec,
 )
+from services.matcher.liveness import Stall, StallWatch
 from services.matcher.outbox import Outbox, partition_for
 from services.matcher.sender import Record, RecordSender
 from services.matcher.settings import MatcherSettings
@@ -72,6 +76,7 @@ log = logging.getLogger(__name__)
 
 APP_ID = "tpmap-matcher"
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
+EXIT_STALLED = 75  # EX_TEMPFAIL: the same worker started again will do
 SOURCE = "/matcher"
 _RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -429,6 +434,20 @@ class MatcherConsumer(faust_aiokafka.Consumer):
         if held is not None and held[0] == self.app.consumer_generation_id:
             super().resume_partitions(held[1])
 
+    def waiting(self, topics: frozenset[str], ends_when_assigned: Mapping[TP, int]) -> int:
+        """Records on the assigned partitions of `topics` above their committed offsets, by the
+        latest end offsets fetched (or read when the partitions were assigned)."""
+        total = 0
+        for tp in self.assignment():
+            if tp.topic in topics:
+                try:
+                    fetched_end = self.highwater(tp) or 0
+                except AssertionError:  # aiokafka's: revoked since assignment() answered
+                    continue
+                end = max(fetched_end, ends_when_assigned.get(tp, 0))
+                total += max(0, end - (self._committed_offset.get(tp) or 0))
+        return total
+
     def fetch_state(self) -> dict[str, Any]:
         """Which partitions the fetcher reads, and what keeps the others back (Faust's own
         bookkeeping): for an operator looking at a worker that seems stuck."""
@@ -506,12 +525,12 @@ def create_app(settings: MatcherSettings) -> faust.App:
 
     app.on_partitions_assigned.connect(remember_replay_limits)  # type: ignore[arg-type]  # Faust's stub wants a positional-only sender
 
-    household_inputs = app.topic(BMN_HOUSEHOLDS.name, MATCHER_MEMBER_FACTS.name, **_RAW)
-    person_inputs = app.topic(
-        WELFARE_REGISTRATIONS.name, CIVIL_EVENTS.name, MATCHER_MEMBERSHIPS.name, **_RAW
-    )
+    household_topics = (BMN_HOUSEHOLDS.name, MATCHER_MEMBER_FACTS.name)
+    person_topics = (WELFARE_REGISTRATIONS.name, CIVIL_EVENTS.name, MATCHER_MEMBERSHIPS.name)
+    inputs = {"households": frozenset(household_topics), "persons": frozenset(person_topics)}
+    watch = StallWatch(settings.stall_seconds, list(inputs), time.monotonic())
 
-    async def consume(stream: Any, handle: Any) -> None:
+    async def consume(stream: Any, handle: Any, agent: str) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             try:
                 await handle(events)
@@ -522,13 +541,66 @@ def create_app(settings: MatcherSettings) -> faust.App:
                 log.critical("a batch failed; exiting without committing it", exc_info=True)
                 logging.shutdown()
                 os._exit(EXIT_BATCH_FAILED)
+            watch.batch_done(agent, time.monotonic())
 
-    @app.agent(household_inputs, concurrency=1)
+    @app.agent(app.topic(*household_topics, **_RAW), concurrency=1)
     async def match_households(stream: Any) -> None:
-        await consume(stream, matcher.household_batch)
+        await consume(stream, matcher.household_batch, "households")
 
-    @app.agent(person_inputs, concurrency=1)
+    @app.agent(app.topic(*person_topics, **_RAW), concurrency=1)
     async def match_persons(stream: Any) -> None:
-        await consume(stream, matcher.person_batch)
+        await consume(stream, matcher.person_batch, "persons")
+
+    async def exit_when_stalled() -> None:
+        consumer = cast(MatcherConsumer, app.consumer)
+        waiting = {
+            agent: consumer.waiting(topics, matcher.replay_limits)
+            for agent, topics in inputs.items()
+        }
+        stall = watch.check(waiting, app.rebalancing or app.in_recovery, time.monotonic())
+        if stall is not None:
+            _exit_stalled(stall, consumer)
+
+    if settings.stall_seconds:
+        app.timer(interval=min(settings.stall_seconds / 4, 10.0))(exit_when_stalled)
 
     return app
+
+
+def _exit_stalled(stall: Stall, consumer: MatcherConsumer) -> None:
+    """Says what the stalled worker was doing, for whoever finds out why, and exits."""
+    log.critical(
+        f"the {stall.agent} agent finished no batch in {stall.quiet_seconds:.0f} s with "
+        f"{stall.waiting} records waiting; exiting for the supervisor to start the worker again",
+        extra={**consumer.fetch_state(), "tasks": task_waits()},
+    )
+    logging.shutdown()
+    os._exit(EXIT_STALLED)
+
+
+def task_waits() -> dict[str, list[str]]:
+    """Where each asyncio task waits: the code location of every coroutine in its chain of
+    awaits, outermost first (a task's own stack shows only the outermost). Locations only: the
+    frames' local variables can hold citizen IDs."""
+    found = {}
+    for task in asyncio.all_tasks():
+        lines = []
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is not None:
+                lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            awaited = _next_awaited(awaited)
+        found[task.get_name()] = lines
+    return found
+
+
+def _next_awaited(awaitable: Any) -> Any:
+    """What a coroutine or async generator awaits. Some awaitables hide what they drive except
+    from the GC: the wrapper of an object awaited through `__await__` (Faust's actors) and the
+    step of an `async for` over an async generator (Faust's `take_events`)."""
+    found = getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None)
+    if type(found).__name__ in ("coroutine_wrapper", "async_generator_asend"):
+        driven = gc.get_referents(found)
+        return next((r for r in driven if hasattr(r, "cr_frame") or hasattr(r, "ag_frame")), None)
+    return found

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ from services.logbook.cases import case_id
 from services.logbook.store import Store as LogbookStore
 from services.logbook.store import migrate as migrate_logbook
 from services.logbook.tokens import new_token
+from services.matcher.worker import EXIT_STALLED
 from services.reporting.store import migrate as migrate_reporting
 from tests.service.brokers import DisposableBroker, DisposablePostgres
 from tests.system.population import PROVINCE, SURVEY_YEAR, Batch, FieldWork, agency_for
@@ -94,6 +96,13 @@ AGENCY_OF_SOURCE = {"bmn": "CDD", "welfare": "MOF", "civil": "DOPA"}
 FULL_CITIZEN_ID = re.compile(r"(?<![0-9])[0-9]{13}(?![0-9])")
 POLL_SECONDS = 0.5
 STALL_SECONDS = 60  # a pipeline where nothing moves this long is stuck, not slow
+# A matcher agent that finishes no batch this long exits (EXIT_STALLED) and is started again,
+# as its supervisor would in a deployment: well within STALL_SECONDS.
+MATCHER_STALL_SECONDS = 30
+
+
+class SupervisorRestart(UserWarning):
+    """A service exited asking to be started again (a matcher that stalled), and was."""
 
 
 class PipelineError(AssertionError):
@@ -772,6 +781,7 @@ class Pipeline:
                 f"matcher-{n}",
                 ["services.matcher"],
                 MATCHER_DATA_DIR=str(self.root / f"matcher-{n}"),
+                MATCHER_STALL_SECONDS=str(MATCHER_STALL_SECONDS),
             )
             port = any_free_port()
             self._add(
@@ -872,16 +882,32 @@ class Pipeline:
     def restart(self, name: str) -> None:
         self.services[name].start()
 
-    def check_alive(self) -> None:
-        """Fails when a service exited that was not stopped on purpose."""
+    def check_alive(self) -> bool:
+        """Fails when a service exited that was not stopped on purpose, unless it exited asking
+        to be started again (EXIT_STALLED): then it is started, as compose or Kubernetes would,
+        and the test gets a warning saying so. Whether one was."""
+        restarted = False
         for service in self.services.values():
             if service.expected_down or service.alive:
                 continue
             code = service.process.returncode if service.process else "?"
+            if code == EXIT_STALLED:
+                warnings.warn(
+                    SupervisorRestart(
+                        f"{self.name}: {service.name} stalled and exited ({code}); started it "
+                        f"again. Its log ends:\n{service.log_tail(1500)}"
+                    ),
+                    stacklevel=2,
+                )
+                self.note(f"{service.name} stalled, started again")
+                service.start()
+                restarted = True
+                continue
             raise PipelineError(
                 f"{self.name}: {service.name} exited with {code}; its log ends:\n"
                 f"{service.log_tail()}"
             )
+        return restarted
 
     # -- progress ------------------------------------------------------------------------
 
@@ -987,9 +1013,11 @@ class Pipeline:
         started = last_change = time.monotonic()
         previous: tuple[Any, ...] | None = None
         while True:
-            self.check_alive()
+            restarted = self.check_alive()
             snapshot = self._snapshot()
             now = time.monotonic()
+            if restarted:
+                last_change = now  # a restart is progress of a kind; the timeout still holds
             if snapshot is not None and snapshot[0] and snapshot == previous:
                 self.note("settled")
                 return now - started

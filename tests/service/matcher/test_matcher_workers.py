@@ -18,6 +18,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from deploy.local.topics import ensure_topics
 from services.contracts.events import envelope
 from services.contracts.records import BmnHousehold, CivilEvent, WelfareRegistration, parse_record
 from services.contracts.topics import (
@@ -31,6 +32,7 @@ from services.contracts.topics import (
     WELFARE_REGISTRATIONS,
     TopicSpec,
 )
+from services.matcher.worker import EXIT_STALLED
 from tests.service.brokers import DisposableBroker
 from tests.synthetic import citizen_id
 from tests.unit.matcher.reference import batch_evaluation
@@ -131,12 +133,15 @@ def produce(bootstrap: str, records: list[Any]) -> None:
     producer.close()
 
 
-def start_worker(bootstrap: str, folder: Path, name: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    bootstrap: str, folder: Path, name: str, **settings: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "MATCHER_STORE": "memory://",
         "MATCHER_DATA_DIR": str(folder / name),
+        **settings,
     }
     log = (folder / f"{name}.log").open("ab")
     return subprocess.Popen(
@@ -292,3 +297,45 @@ def test_a_worker_killed_mid_stream_ends_with_the_same_results(
     outputs = run(broker, tmp_path, 1, kill_mid_stream=True)
     persons, _ = expected_outputs(world())
     assert all(f"{PERSON_STATUS.name}/{cid}:{year}" in outputs for cid, year in persons)
+
+
+def test_a_worker_whose_agent_stalls_exits_and_started_again_gives_the_same_results(
+    broker: DisposableBroker, tmp_path: Path
+) -> None:
+    """The person statuses' topic is gone when the first batch sends to it: the producer waits
+    for the topic (40 s, aiokafka's request timeout) and the person agent finishes no batch.
+    The stall watch (5 s here) makes the worker exit with EXIT_STALLED; started again, once the
+    topic is back, it replays what was not committed."""
+    records = world()
+    worker = start_worker(broker.bootstrap, tmp_path, "stalling", MATCHER_STALL_SECONDS="5")
+    log = tmp_path / "stalling.log"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        deadline = time.monotonic() + 90
+        while "Worker ready" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        admin.delete_topics([PERSON_STATUS.name])
+        produce(broker.bootstrap, records)
+        code = worker.wait(60)
+        ensure_topics(broker.bootstrap)
+    finally:
+        admin.close()
+        if worker.poll() is None:
+            worker.kill()
+    assert code == EXIT_STALLED, log.read_text()[-3000:]
+    said = [orjson.loads(line) for line in log.read_text().splitlines() if '"critical"' in line]
+    assert said, log.read_text()[-3000:]
+    assert said[-1]["message"].startswith("the persons agent finished no batch"), said[-1]
+    assert said[-1]["fetched"] or said[-1]["buffer_full"], said[-1]  # the consumer's state
+    assert "tasks" in said[-1]
+
+    restarted = start_worker(broker.bootstrap, tmp_path, "restarted")
+    try:
+        wait_until_settled(broker.bootstrap)
+        outputs = final_outputs(broker.bootstrap)
+    finally:
+        restarted.terminate()
+        restarted.wait(30)
+    check_against_batch(outputs, records)
+    for worker_log in tmp_path.glob("*.log"):
+        assert not re.search(r"(?<![0-9])[0-9]{13}(?![0-9])", worker_log.read_text()), worker_log
