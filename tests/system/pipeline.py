@@ -895,7 +895,7 @@ class Pipeline:
                 warnings.warn(
                     SupervisorRestart(
                         f"{self.name}: {service.name} stalled and exited ({code}); started it "
-                        f"again. Its log ends:\n{service.log_tail(1500)}"
+                        f"again. Its log ends:\n{service.log_tail(12_000)}"
                     ),
                     stacklevel=2,
                 )

@@ -327,7 +327,9 @@ def test_a_worker_whose_agent_stalls_exits_and_started_again_gives_the_same_resu
     assert said, log.read_text()[-3000:]
     assert said[-1]["message"].startswith("the persons agent finished no batch"), said[-1]
     assert said[-1]["fetched"] or said[-1]["buffer_full"], said[-1]  # the consumer's state
-    assert "tasks" in said[-1]
+    # Where it waited, down into the batch: the send that never ends.
+    chains = said[-1]["tasks"].values()
+    assert any(any("person_batch" in line for line in chain) for chain in chains), chains
 
     restarted = start_worker(broker.bootstrap, tmp_path, "restarted")
     try:
