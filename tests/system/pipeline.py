@@ -884,8 +884,8 @@ class Pipeline:
 
     def check_alive(self) -> bool:
         """Fails when a service exited that was not stopped on purpose, unless it exited asking
-        to be started again (EXIT_STALLED): then it is started, as compose or Kubernetes would,
-        and the test gets a warning saying so. Whether one was."""
+        to be started again (EXIT_STALLED): then it is started, as Compose or Kubernetes would,
+        with a warning in the test's summary. Returns whether it started one again."""
         restarted = False
         for service in self.services.values():
             if service.expected_down or service.alive:
