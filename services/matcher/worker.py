@@ -29,6 +29,7 @@ import faust
 import msgspec
 import orjson
 from faust.streams import _current_event  # Faust offers no public setter
+from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT, StoreT, TableT, TransportT
 from pydantic import BaseModel
@@ -433,6 +434,21 @@ class MatcherConsumer(faust_aiokafka.Consumer):
         # Held in an earlier generation: the current one's recovery resumes its own partitions.
         if held is not None and held[0] == self.app.consumer_generation_id:
             super().resume_partitions(held[1])
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        """Fetches from a copy of the partitions Faust may deliver, not from its live set.
+
+        aiokafka reads the set again each time a fetch in flight wakes up, and takes an empty
+        one to mean every partition. Faust empties it when a table's recovery ends (it pauses
+        the changelogs), while a fetch started during the recovery may still wait; the input
+        partitions are not delivered again until the flow resumes. That fetch then drained the
+        input partitions, even right after the seek to their committed offsets, and Faust dropped
+        what it drained: their positions had moved past records never processed. Seen as a
+        restarted worker that restored its tables from the changelogs and then took no input
+        (the stall watch's dump: every input partition fetched, nothing arriving).
+        """
+        partitions = None if active_partitions is None else set(active_partitions)
+        return await super()._getmany(partitions, timeout)
 
     def waiting(self, topics: frozenset[str], ends_when_assigned: Mapping[TP, int]) -> int:
         """Records on the assigned partitions of `topics` above their committed offsets, by the

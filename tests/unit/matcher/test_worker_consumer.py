@@ -5,6 +5,7 @@ No broker is involved: these calls only change which partitions the fetcher may 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
@@ -84,3 +85,24 @@ def test_the_fetch_state_says_which_partitions_are_read_and_which_are_held_back(
     app.flow_control.resume()
     consumer.resume_flow()
     assert consumer.fetch_state()["held_until_flow_resumes"] == {}
+
+
+async def test_a_fetch_in_flight_when_a_recovery_ends_keeps_the_partitions_it_asked_for() -> None:
+    # Faust's fetcher asks aiokafka for the partitions it may deliver; here, during a table's
+    # recovery, the changelogs. The recovery ends while that fetch waits for data: the
+    # changelogs are paused and the inputs held, so Faust's set of deliverable partitions is
+    # empty, which aiokafka reads as "every partition".
+    _, consumer = _assigned_and_paused()
+    consumer.resume_partitions(CHANGELOGS)
+    asked: list[set[TP]] = []
+
+    async def fetch_in_flight(partitions: set[TP], timeout: float) -> dict[TP, list[Any]]:
+        consumer.pause_partitions(CHANGELOGS)  # recovery over
+        consumer.resume_partitions(INPUTS)  # held until the flow resumes
+        asked.append(set(partitions))  # what aiokafka would read when it wakes up
+        return {}
+
+    consumer._thread = SimpleNamespace(getmany=fetch_in_flight)  # the aiokafka thread's call
+    await consumer._getmany(consumer._get_active_partitions(), 1.0)
+    assert _delivering(consumer) == set()
+    assert asked == [CHANGELOGS]
